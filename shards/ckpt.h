@@ -100,8 +100,9 @@ int ckpt_role_hf_names(int layer, ckpt_role role, char names[3][96]);
 /* Expected dtype and logical shape of a role under config c. Returns n_dims. */
 int ckpt_role_shape(const gpt_config *c, ckpt_role role, st_dtype *dtype, int64_t shape[4]);
 
-/* Convert BF16 rows [row0, row0 + n_rows) of a tensor (viewed as [rows, cols]) to fp32,
- * crossing q/k/v parts as needed. out: [n_rows, cols]. */
+/* Convert BF16 rows [row0, row0 + n_rows) of a tensor (viewed as [rows, cols], rows = shape[0],
+ * cols = the product of the other dims, 1 for a 1-D tensor) to fp32, crossing q/k/v parts as
+ * needed. out: [n_rows, cols]. */
 int ckpt_tensor_rows_f32(const ckpt_tensor *t, int64_t row0, int64_t n_rows, float *out, err *e);
 /* Whole tensor to fp32 (BF16 only). out: n_elems floats. */
 int ckpt_tensor_f32(const ckpt_tensor *t, float *out, err *e);

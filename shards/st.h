@@ -54,7 +54,8 @@ typedef struct st_file st_file;
 /* Open, validate and map path. Caller owns *out (st_file_close). */
 int st_file_open(const char *path, st_file **out, err *e);
 /* Parse and validate a header from memory (no mapping): for tests and the fuzzer.
- * file_size is the size of the whole file the header claims to describe. */
+ * buf holds the JSON header bytes (what follows the 8-byte length, so N = buf_len); file_size
+ * is the size of the whole file the header claims to describe. Tensor data pointers are NULL. */
 int st_header_parse(const char *path, const uint8_t *buf, size_t buf_len, uint64_t file_size,
                     st_file **out, err *e);
 void st_file_close(st_file *f);
