@@ -55,5 +55,6 @@ int cli_read_ids_file(const char *path, int64_t max_id, int32_t **ids, int *n, e
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

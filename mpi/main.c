@@ -13,6 +13,7 @@ static const struct {
 } commands[] = {
     {"inspect", cmd_inspect, "describe a checkpoint: layout, config, tensors, bytes, parameters"},
     {"synth", cmd_synth, "write a random checkpoint in the official layout"},
+    {"plan", cmd_plan, "print which rank owns which layers and experts, and its memory"},
     {"run", cmd_run, "forward pass and greedy generation; optional HDF5 trace"},
 };
 

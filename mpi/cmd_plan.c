@@ -1,0 +1,193 @@
+/* gptoss-mpi plan CKPT --ranks P [--stages S] [--tokens T] [--max-seq S] [--mem-per-rank SIZE]
+ *                      [--json]
+ * Prints the shard plan (shards/plan.h) without MPI: who owns what and the predicted memory. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "cli.h"
+#include "log.h"
+#include "plan.h"
+
+static const char *usage_text =
+    "usage: gptoss-mpi plan CKPT --ranks P [--stages S] [--tokens T] [--max-seq N]\n"
+    "                       [--mem-per-rank SIZE] [--json]\n"
+    "Print which rank owns which layers and experts and the memory each rank needs.\n"
+    "  --ranks P          number of MPI ranks\n"
+    "  --stages S         pipeline stages (must divide P; default: the split with the\n"
+    "                     smallest per-rank peak, fewer stages on ties)\n"
+    "  --tokens T         tokens per forward call, e.g. the prompt length (default 256)\n"
+    "  --max-seq N        positions kept in the KV cache (default: T + 16)\n"
+    "  --mem-per-rank SIZE  warn for every rank whose predicted peak exceeds SIZE\n"
+    "                     (bytes, or with K, M, G, T suffix: 1024-based)\n"
+    "  --json             the plan as JSON on stdout\n";
+
+enum { OPT_RANKS = CLI_OPT_FIRST_COMMAND_OPT, OPT_STAGES, OPT_TOKENS, OPT_MAXSEQ, OPT_MEM, OPT_JSON };
+
+static int parse_size(const char *s, uint64_t *out, err *e) {
+  char *end;
+  double v = strtod(s, &end);
+  double mult = 1;
+  if (end == s || v < 0) return err_set(e, EXIT_USAGE, "--mem-per-rank: '%s' is not a size", s);
+  switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+  }
+  if (*end == 'i' || *end == 'B') end++;
+  if (*end == 'B') end++;
+  if (*end) return err_set(e, EXIT_USAGE, "--mem-per-rank: '%s' is not a size", s);
+  *out = (uint64_t)(v * mult);
+  return 0;
+}
+
+/* 1024-based size with a unit, fitting 9 characters: "1.23 GiB", "45.6 MiB". */
+static const char *human(uint64_t b, char *buf, size_t len) {
+  static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)b;
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    u++;
+  }
+  snprintf(buf, len, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+static void print_table(const plan *p, uint64_t mem_limit) {
+  printf("plan: %d ranks = %d stages x %d expert groups; %d tokens per call, %d positions\n",
+         p->n_ranks, p->n_stages, p->n_groups, p->max_tokens, p->max_seq);
+  printf("%5s %5s %5s %9s %9s %5s %11s %11s %11s %11s %11s %11s\n", "rank", "stage", "group",
+         "layers", "experts", "role", "global", "attention", "experts", "scratch", "kv cache",
+         "peak");
+  for (int r = 0; r < p->n_ranks; r++) {
+    const plan_rank *x = &p->ranks[r];
+    char layers[24], experts[24], role[8];
+    snprintf(layers, sizeof layers, "%d-%d", x->layer0, x->layer0 + x->n_layers - 1);
+    snprintf(experts, sizeof experts, "%d-%d", x->expert0, x->expert0 + x->n_experts - 1);
+    snprintf(role, sizeof role, "%s%s%s", x->leader ? "L" : "-", x->has_embedding ? "E" : "",
+             x->has_head ? "H" : "");
+    char b[6][24];
+    printf("%5d %5d %5d %9s %9s %5s %11s %11s %11s %11s %11s %11s%s\n", r, x->stage, x->group,
+           layers, experts, role, human(x->mapped_global_bytes, b[0], 24),
+           human(x->mapped_attn_bytes, b[1], 24), human(x->mapped_expert_bytes, b[2], 24),
+           human(x->scratch_bytes, b[3], 24), human(x->kv_bytes, b[4], 24),
+           human(x->peak_bytes, b[5], 24), mem_limit && x->peak_bytes > mem_limit ? "  OVER" : "");
+  }
+  printf("role: L = stage leader (attention, router), E = embedding, H = final norm + unembedding\n"
+         "peak = checkpoint bytes mapped (page cache, shared by the ranks of a node) + scratch + kv\n");
+}
+
+static char *plan_json(const plan *p, const ckpt *ck) {
+  cJSON *root = cJSON_CreateObject();
+  cJSON_AddStringToObject(root, "checkpoint", ckpt_dir(ck));
+  cJSON_AddNumberToObject(root, "ranks", p->n_ranks);
+  cJSON_AddNumberToObject(root, "stages", p->n_stages);
+  cJSON_AddNumberToObject(root, "expert_groups", p->n_groups);
+  cJSON_AddNumberToObject(root, "tokens", p->max_tokens);
+  cJSON_AddNumberToObject(root, "max_seq", p->max_seq);
+  cJSON *arr = cJSON_AddArrayToObject(root, "per_rank");
+  for (int r = 0; r < p->n_ranks; r++) {
+    const plan_rank *x = &p->ranks[r];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rank", x->rank);
+    cJSON_AddNumberToObject(o, "stage", x->stage);
+    cJSON_AddNumberToObject(o, "group", x->group);
+    cJSON_AddNumberToObject(o, "layer0", x->layer0);
+    cJSON_AddNumberToObject(o, "n_layers", x->n_layers);
+    cJSON_AddNumberToObject(o, "expert0", x->expert0);
+    cJSON_AddNumberToObject(o, "n_experts", x->n_experts);
+    cJSON_AddBoolToObject(o, "leader", x->leader);
+    cJSON_AddBoolToObject(o, "embedding", x->has_embedding);
+    cJSON_AddBoolToObject(o, "head", x->has_head);
+    cJSON_AddNumberToObject(o, "mapped_global_bytes", (double)x->mapped_global_bytes);
+    cJSON_AddNumberToObject(o, "mapped_attn_bytes", (double)x->mapped_attn_bytes);
+    cJSON_AddNumberToObject(o, "mapped_expert_bytes", (double)x->mapped_expert_bytes);
+    cJSON_AddNumberToObject(o, "mapped_bytes", (double)x->mapped_bytes);
+    cJSON_AddNumberToObject(o, "scratch_bytes", (double)x->scratch_bytes);
+    cJSON_AddNumberToObject(o, "kv_bytes", (double)x->kv_bytes);
+    cJSON_AddNumberToObject(o, "peak_bytes", (double)x->peak_bytes);
+    cJSON_AddItemToArray(arr, o);
+  }
+  char *s = cJSON_Print(root);
+  cJSON_Delete(root);
+  return s;
+}
+
+int cmd_plan(int argc, char **argv) {
+  static const struct option opts[] = {
+      CLI_COMMON_LONGOPTS,
+      {"ranks", required_argument, 0, OPT_RANKS},
+      {"stages", required_argument, 0, OPT_STAGES},
+      {"tokens", required_argument, 0, OPT_TOKENS},
+      {"max-seq", required_argument, 0, OPT_MAXSEQ},
+      {"mem-per-rank", required_argument, 0, OPT_MEM},
+      {"json", no_argument, 0, OPT_JSON},
+      {0, 0, 0, 0}};
+  cli_common cc;
+  cli_common_init(&cc);
+  long ranks = 0, stages = 0, tokens = 256, max_seq = 0;
+  uint64_t mem = 0;
+  int json = 0, opt, done = 0, rc = 0;
+  err e = {0};
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) != -1) {
+    if (cli_common_opt(opt, optarg, usage_text, &cc, &done, &rc)) {
+      if (done) return rc;
+      continue;
+    }
+    int prc = 0;
+    switch (opt) {
+      case OPT_RANKS: prc = cli_parse_long(optarg, "--ranks", 1, 1 << 20, &ranks, &e); break;
+      case OPT_STAGES: prc = cli_parse_long(optarg, "--stages", 1, PLAN_MAX_STAGES, &stages, &e); break;
+      case OPT_TOKENS: prc = cli_parse_long(optarg, "--tokens", 1, 1 << 24, &tokens, &e); break;
+      case OPT_MAXSEQ: prc = cli_parse_long(optarg, "--max-seq", 1, 1 << 24, &max_seq, &e); break;
+      case OPT_MEM: prc = parse_size(optarg, &mem, &e); break;
+      case OPT_JSON: json = 1; break;
+      default: return cli_bad_option("plan");
+    }
+    if (prc != 0) return cli_usage_error("plan", "%s", e.msg);
+  }
+  if (optind + 1 != argc) return cli_usage_error("plan", "expected one checkpoint directory");
+  if (ranks == 0) return cli_usage_error("plan", "--ranks is required");
+  if (max_seq == 0) max_seq = tokens + 16;
+  if (max_seq < tokens) return cli_usage_error("plan", "--max-seq %ld is below --tokens %ld", max_seq, tokens);
+
+  ckpt *ck;
+  if (ckpt_open(argv[optind], &ck, &e) != 0) {
+    log_error("%s", e.msg);
+    return EXIT_RUNTIME;
+  }
+  plan p;
+  if (plan_make(ckpt_config(ck), (int)ranks, (int)stages, (int)tokens, (int)max_seq, &p, &e) != 0) {
+    ckpt_close(ck);
+    if (e.code == EXIT_USAGE) return cli_usage_error("plan", "%s", e.msg);
+    log_error("%s", e.msg);
+    return e.code;
+  }
+  if (json) {
+    char *s = plan_json(&p, ck);
+    if (!s) {
+      log_error("plan: out of memory");
+      rc = EXIT_RUNTIME;
+    } else {
+      printf("%s\n", s);
+      free(s);
+    }
+  } else {
+    print_table(&p, mem);
+  }
+  for (int r = 0; r < p.n_ranks && mem; r++)
+    if (p.ranks[r].peak_bytes > mem) {
+      char b1[24], b2[24];
+      log_warn("rank %d would need %s, more than --mem-per-rank %s", r,
+               human(p.ranks[r].peak_bytes, b1, sizeof b1), human(mem, b2, sizeof b2));
+    }
+  plan_free(&p);
+  ckpt_close(ck);
+  return rc;
+}

@@ -1,0 +1,184 @@
+/* The shard plan (plan.h): stage boundaries balanced by bytes, expert ranges, memory. */
+#include "plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+
+/* Bytes of one role of one layer (the whole tensor) under config c. */
+static uint64_t role_bytes(const gpt_config *c, ckpt_role r) {
+  st_dtype dt;
+  int64_t shape[4];
+  int n = ckpt_role_shape(c, r, &dt, shape);
+  uint64_t b = st_dtype_size(dt);
+  for (int i = 0; i < n; i++) b *= (uint64_t)shape[i];
+  return b;
+}
+
+uint64_t plan_layer_attn_bytes(const gpt_config *c) {
+  static const ckpt_role roles[] = {CK_ATTN_NORM, CK_QKV_W,    CK_QKV_B,   CK_SINKS, CK_OUT_W,
+                                    CK_OUT_B,     CK_MLP_NORM, CK_GATE_W, CK_GATE_B};
+  uint64_t b = 0;
+  for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) b += role_bytes(c, roles[i]);
+  return b;
+}
+
+uint64_t plan_expert_bytes(const gpt_config *c) {
+  static const ckpt_role roles[] = {CK_MLP1_BLOCKS, CK_MLP1_SCALES, CK_MLP1_BIAS,
+                                    CK_MLP2_BLOCKS, CK_MLP2_SCALES, CK_MLP2_BIAS};
+  uint64_t b = 0;
+  for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) b += role_bytes(c, roles[i]);
+  return b / (uint64_t)c->n_experts;
+}
+
+/* Mirrors the allocations of model_open (model/model.c); tests/test_plan.c checks that the two
+ * agree. 4096 = the unembedding rows converted per chunk (MODEL_UNEMB_CHUNK). */
+uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq) {
+  const uint64_t D = c->hidden, I = c->intermediate, E = c->n_experts, K = c->top_k;
+  const uint64_t HD = (uint64_t)c->n_heads * c->head_dim, QKV = config_qkv_rows(c);
+  const uint64_t T = max_tokens, S = max_seq, d2 = c->head_dim / 2, V = c->vocab;
+  const uint64_t chunk = V < 4096 ? V : 4096;
+  uint64_t wsz = QKV * D;
+  if (D * HD > wsz) wsz = D * HD;
+  if (E * D > wsz) wsz = E * D;
+  if (chunk * D > wsz) wsz = chunk * D;
+  uint64_t vsz = QKV;
+  if (D > vsz) vsz = D;
+  if (E > vsz) vsz = E;
+  if (2 * I > vsz) vsz = 2 * I;
+  if ((uint64_t)c->n_heads > vsz) vsz = c->n_heads;
+  uint64_t floats = d2 + 2 * S * d2 + wsz + 2 * vsz + T * D * 2 + T * QKV + T * HD + T * S +
+                    T * D + T * E + 2 * T * K + T * K * D + 2 * I * D + D * I + T * D +
+                    T * 2 * I + T * I + T * D;
+  uint64_t ints = T * K + E + (E + 1) + T * K;
+  return 4 * (floats + ints);
+}
+
+uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq) {
+  return 2ull * 4ull * (uint64_t)n_layers * (uint64_t)max_seq * (uint64_t)c->n_kv_heads *
+         (uint64_t)c->head_dim;
+}
+
+/* Split L layers into S contiguous stages minimising the largest stage's bytes, where stage 0
+ * also carries `first` bytes and the last stage `last` bytes. Small DP (L, S <= 1024). */
+static void balance_stages(int L, int S, uint64_t layer_bytes, uint64_t first, uint64_t last,
+                          int *layer0) {
+  /* Binary search on the largest stage cost; for a given cap, filling each stage greedily from
+   * the front (keeping one layer for every later stage) succeeds iff some split fits. */
+  uint64_t lo = 0, hi = first + last + (uint64_t)L * layer_bytes;
+  while (lo < hi) {
+    uint64_t cap = lo + (hi - lo) / 2;
+    int l = 0, ok = 1;
+    for (int s = 0; s < S && ok; s++) {
+      uint64_t extra = (s == 0 ? first : 0) + (s == S - 1 ? last : 0);
+      int remaining_stages = S - s - 1;
+      int n = 0;
+      while (l + n < L - remaining_stages && extra + (uint64_t)(n + 1) * layer_bytes <= cap) n++;
+      if (s == S - 1) n = L - l;
+      if (n < 1 || extra + (uint64_t)n * layer_bytes > cap) ok = 0;
+      l += n;
+    }
+    if (ok && l == L)
+      hi = cap;
+    else
+      lo = cap + 1;
+  }
+  /* replay at the optimum */
+  int l = 0;
+  for (int s = 0; s < S; s++) {
+    layer0[s] = l;
+    uint64_t extra = (s == 0 ? first : 0) + (s == S - 1 ? last : 0);
+    int remaining_stages = S - s - 1;
+    int n = 0;
+    while (l + n < L - remaining_stages && extra + (uint64_t)(n + 1) * layer_bytes <= lo) n++;
+    if (s == S - 1) n = L - l;
+    l += n;
+  }
+  layer0[S] = L;
+}
+
+int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, int max_seq,
+              plan *out, err *e) {
+  memset(out, 0, sizeof *out);
+  if (n_ranks < 1) return err_set(e, EXIT_USAGE, "plan: %d ranks: need at least 1", n_ranks);
+  if (max_tokens < 1 || max_seq < max_tokens)
+    return err_set(e, EXIT_USAGE, "plan: need 1 <= tokens per call (%d) <= positions (%d)",
+                   max_tokens, max_seq);
+  if (n_stages == 0) n_stages = plan_default_stages(c, n_ranks, max_tokens, max_seq);
+  if (n_stages == 0) n_stages = 1; /* no valid split: the checks below say why */
+  if (n_stages < 1 || n_stages > c->n_layers || n_stages > PLAN_MAX_STAGES)
+    return err_set(e, EXIT_USAGE, "plan: %d stages for %d layers: need 1..%d stages", n_stages,
+                   c->n_layers, c->n_layers < PLAN_MAX_STAGES ? c->n_layers : PLAN_MAX_STAGES);
+  if (n_ranks % n_stages != 0)
+    return err_set(e, EXIT_USAGE, "plan: %d ranks cannot form %d stages (ranks = stages x "
+                   "expert groups, so the stage count must divide the rank count)", n_ranks,
+                   n_stages);
+  const int G = n_ranks / n_stages;
+  if (G > c->n_experts)
+    return err_set(e, EXIT_USAGE, "plan: %d ranks in %d stages give %d expert groups per stage, "
+                   "more than the %d experts (use more stages or fewer ranks)", n_ranks,
+                   n_stages, G, c->n_experts);
+  out->ranks = calloc((size_t)n_ranks, sizeof *out->ranks);
+  if (!out->ranks) return err_set(e, EXIT_RUNTIME, "plan: out of memory");
+  out->n_ranks = n_ranks;
+  out->n_stages = n_stages;
+  out->n_groups = G;
+  out->max_tokens = max_tokens;
+  out->max_seq = max_seq;
+
+  const uint64_t V = c->vocab, D = c->hidden;
+  const uint64_t embed = 2 * V * D, head = 2 * V * D + 2 * D;
+  const uint64_t attn = plan_layer_attn_bytes(c), expert = plan_expert_bytes(c);
+  const uint64_t layer = attn + expert * (uint64_t)c->n_experts;
+  balance_stages(c->n_layers, n_stages, layer, embed, head, out->stage_layer0);
+
+  const uint64_t scratch = plan_scratch_bytes(c, max_tokens, max_seq);
+  for (int r = 0; r < n_ranks; r++) {
+    plan_rank *pr = &out->ranks[r];
+    pr->rank = r;
+    pr->stage = r / G;
+    pr->group = r % G;
+    pr->leader = pr->group == 0;
+    pr->layer0 = out->stage_layer0[pr->stage];
+    pr->n_layers = out->stage_layer0[pr->stage + 1] - pr->layer0;
+    pr->expert0 = (int)((int64_t)pr->group * c->n_experts / G);
+    pr->n_experts = (int)((int64_t)(pr->group + 1) * c->n_experts / G) - pr->expert0;
+    pr->has_embedding = pr->leader && pr->stage == 0;
+    pr->has_head = pr->leader && pr->stage == n_stages - 1;
+    pr->mapped_global_bytes = (pr->has_embedding ? embed : 0) + (pr->has_head ? head : 0);
+    pr->mapped_attn_bytes = pr->leader ? attn * (uint64_t)pr->n_layers : 0;
+    pr->mapped_expert_bytes = expert * (uint64_t)pr->n_experts * (uint64_t)pr->n_layers;
+    pr->mapped_bytes = pr->mapped_global_bytes + pr->mapped_attn_bytes + pr->mapped_expert_bytes;
+    pr->scratch_bytes = scratch + (pr->has_head ? 4ull * (uint64_t)max_tokens * V : 0);
+    pr->kv_bytes = pr->leader ? plan_kv_bytes(c, pr->n_layers, max_seq) : 0;
+    pr->peak_bytes = pr->mapped_bytes + pr->scratch_bytes + pr->kv_bytes;
+  }
+  return 0;
+}
+
+void plan_free(plan *p) {
+  if (!p) return;
+  free(p->ranks);
+  p->ranks = NULL;
+}
+
+int plan_default_stages(const gpt_config *c, int n_ranks, int max_tokens, int max_seq) {
+  int best = 0;
+  uint64_t best_peak = UINT64_MAX;
+  for (int s = 1; s <= n_ranks && s <= c->n_layers && s <= PLAN_MAX_STAGES; s++) {
+    if (n_ranks % s != 0 || n_ranks / s > c->n_experts) continue;
+    plan p;
+    err e = {0};
+    if (plan_make(c, n_ranks, s, max_tokens, max_seq, &p, &e) != 0) continue;
+    uint64_t peak = 0;
+    for (int r = 0; r < n_ranks; r++)
+      if (p.ranks[r].peak_bytes > peak) peak = p.ranks[r].peak_bytes;
+    plan_free(&p);
+    if (peak < best_peak) {
+      best_peak = peak;
+      best = s;
+    }
+  }
+  return best;  /* 0 when no split is valid: plan_make then reports why for 1 stage */
+}

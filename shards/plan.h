@@ -1,0 +1,66 @@
+/* plan: which rank owns which layers and experts, and what that costs (DESIGN.md "The shard
+ * plan"). A pure function of (config, ranks, stages, token counts): every rank computes the
+ * same plan and nothing about it is communicated.
+ *
+ * Ranks = stages x groups. Stage s owns a contiguous layer range (balanced by checkpoint bytes;
+ * the embedding goes with the first stage, final norm + unembedding with the last). Inside a
+ * stage, group g (rank s*G + g) owns the expert range [expert0, expert0 + n_experts) of every
+ * layer of the stage; group 0 is the stage leader and also runs attention, the router and the
+ * stage's share of embedding/head. Every rank's memory is predicted as the checkpoint bytes it
+ * maps (file-backed pages it touches) plus the fp32 scratch, KV cache and activations of the
+ * forward pass (anonymous memory). Local (no MPI). */
+#ifndef GPTOSS_PLAN_H
+#define GPTOSS_PLAN_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+typedef struct {
+  int rank, stage, group;          /* group 0 = stage leader */
+  int layer0, n_layers;            /* layers [layer0, layer0 + n_layers) */
+  int expert0, n_experts;          /* experts of each of those layers */
+  int leader;                      /* attention + router (+ embedding / head) */
+  int has_embedding, has_head;
+  uint64_t mapped_global_bytes;    /* embedding / norm / unembedding it reads */
+  uint64_t mapped_attn_bytes;      /* attention + router bf16 tensors of its layers */
+  uint64_t mapped_expert_bytes;    /* MXFP4 blocks/scales + expert biases of its experts */
+  uint64_t mapped_bytes;           /* sum of the three */
+  uint64_t scratch_bytes;          /* fp32 scratch: converted weights, decoded panels, activations */
+  uint64_t kv_bytes;               /* KV cache of its layers for max_seq positions */
+  uint64_t peak_bytes;             /* mapped + scratch + kv */
+} plan_rank;
+
+typedef struct {
+  int n_ranks, n_stages, n_groups;
+  int max_tokens, max_seq;
+  int stage_layer0[1025];          /* stage s = layers [stage_layer0[s], stage_layer0[s+1]) */
+  plan_rank *ranks;                /* [n_ranks], owned by the plan */
+} plan;
+
+#define PLAN_MAX_STAGES 1024
+
+/* Make the plan. n_stages 0 = plan_default_stages. Errors (code 2): n_ranks < 1, stages not
+ * dividing n_ranks, more stages than layers, more groups than experts. Caller owns out->ranks
+ * (plan_free). */
+int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, int max_seq,
+              plan *out, err *e);
+void plan_free(plan *p);
+
+/* Default stage count for n_ranks: among the valid splits, the one with the smallest largest
+ * per-rank peak; ties go to fewer stages (expert groups compute in parallel, stages do not). */
+int plan_default_stages(const gpt_config *c, int n_ranks, int max_tokens, int max_seq);
+
+/* Checkpoint bytes of one layer's non-expert part (attention + router + norms) and of one
+ * expert of one layer (MXFP4 blocks and scales + biases). */
+uint64_t plan_layer_attn_bytes(const gpt_config *c);
+uint64_t plan_expert_bytes(const gpt_config *c);
+
+/* Anonymous memory of the forward pass on one rank (the allocations of model_open for
+ * max_tokens tokens per call and max_seq positions), excluding the KV cache. */
+uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq);
+/* KV cache bytes for n_layers layers and max_seq positions. */
+uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq);
+
+#endif

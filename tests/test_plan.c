@@ -1,0 +1,94 @@
+/* plan: ownership is a partition of the checkpoint, stages are balanced, bad splits refused. */
+#include <string.h>
+
+#include "ckpt.h"
+#include "plan.h"
+#include "testutil.h"
+
+static void check_partition(const char *what, const gpt_config *c, int P, int S) {
+  plan p;
+  err e = {0};
+  int rc = plan_make(c, P, S, 64, 80, &p, &e);
+  TU_CHECK(rc == 0, "%s P=%d S=%d: %s", what, P, S, e.msg);
+  if (rc != 0) return;
+  ckpt_summary sum;
+  ckpt_summary_from_config(c, &sum);
+  uint64_t mapped = 0;
+  int n_embed = 0, n_head = 0;
+  for (int s = 0; s < p.n_stages; s++)
+    TU_CHECK(p.stage_layer0[s + 1] > p.stage_layer0[s], "%s: stage %d is empty", what, s);
+  TU_CHECK(p.stage_layer0[0] == 0 && p.stage_layer0[p.n_stages] == c->n_layers, "%s: layers", what);
+  for (int r = 0; r < P; r++) {
+    const plan_rank *x = &p.ranks[r];
+    mapped += x->mapped_bytes;
+    n_embed += x->has_embedding;
+    n_head += x->has_head;
+    TU_CHECK(x->n_experts >= 1, "%s: rank %d has no experts", what, r);
+    TU_CHECK(x->peak_bytes == x->mapped_bytes + x->scratch_bytes + x->kv_bytes, "%s: peak", what);
+    if (x->group + 1 < p.n_groups)
+      TU_CHECK(p.ranks[r + 1].expert0 == x->expert0 + x->n_experts, "%s: experts not contiguous", what);
+    else
+      TU_CHECK(x->expert0 + x->n_experts == c->n_experts, "%s: experts not covered", what);
+  }
+  /* every checkpoint byte is mapped by exactly one rank */
+  TU_CHECK(mapped == sum.total_bytes, "%s P=%d S=%d: ranks map %llu bytes, checkpoint has %llu",
+           what, P, S, (unsigned long long)mapped, (unsigned long long)sum.total_bytes);
+  TU_CHECK(n_embed == 1 && n_head == 1, "%s: embedding/head owners %d/%d", what, n_embed, n_head);
+  plan_free(&p);
+}
+
+int main(void) {
+  gpt_config c20, c120, tiny;
+  config_preset_20b(&c20);
+  config_preset_120b(&c120);
+  config_defaults(&tiny);
+  tiny.n_layers = 3; tiny.n_experts = 5; tiny.top_k = 2; tiny.vocab = 1001; tiny.hidden = 64;
+  tiny.intermediate = 32; tiny.head_dim = 16; tiny.n_heads = 4; tiny.n_kv_heads = 2;
+  const struct { const char *name; const gpt_config *c; } cs[] = {{"20b", &c20}, {"120b", &c120}, {"odd", &tiny}};
+  for (size_t i = 0; i < 3; i++)
+    for (int P = 1; P <= 12; P++)
+      for (int S = 1; S <= P; S++)
+        if (P % S == 0 && S <= cs[i].c->n_layers && P / S <= cs[i].c->n_experts)
+          check_partition(cs[i].name, cs[i].c, P, S);
+
+  /* pipeline of the 20B model over 4 stages: stage bytes within one layer of each other */
+  plan p;
+  err e = {0};
+  TU_CHECK(plan_make(&c20, 4, 4, 64, 80, &p, &e) == 0, "%s", e.msg);
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (int r = 0; r < 4; r++) {
+    if (p.ranks[r].mapped_bytes < lo) lo = p.ranks[r].mapped_bytes;
+    if (p.ranks[r].mapped_bytes > hi) hi = p.ranks[r].mapped_bytes;
+  }
+  uint64_t layer = plan_layer_attn_bytes(&c20) + plan_expert_bytes(&c20) * 32;
+  TU_CHECK(hi - lo <= layer + 2ull * c20.vocab * c20.hidden, "20b 4 stages unbalanced: %llu..%llu",
+           (unsigned long long)lo, (unsigned long long)hi);
+  printf("20b, 4 stages: layers");
+  for (int s = 0; s <= 4; s++) printf(" %d", p.stage_layer0[s]);
+  printf("\n");
+  plan_free(&p);
+
+  /* per-layer figures agree with spec section 3 (20b: 476,863,552 B per layer) */
+  TU_CHECK(plan_layer_attn_bytes(&c20) + 32 * plan_expert_bytes(&c20) == 476863552ull, "20b layer bytes");
+  TU_CHECK(plan_layer_attn_bytes(&c120) + 128 * plan_expert_bytes(&c120) == 1748118784ull, "120b layer bytes");
+
+  /* refused splits: usage errors */
+  memset(&e, 0, sizeof e);
+  TU_CHECK(plan_make(&c20, 6, 4, 64, 80, &p, &e) == -1 && e.code == 2, "6 ranks / 4 stages accepted");
+  memset(&e, 0, sizeof e);
+  TU_CHECK(plan_make(&c20, 66, 1, 64, 80, &p, &e) == -1 && e.code == 2, "66 groups > 32 experts accepted");
+  memset(&e, 0, sizeof e);
+  TU_CHECK(plan_make(&c20, 25, 25, 64, 80, &p, &e) == -1 && e.code == 2, "25 stages > 24 layers accepted");
+  memset(&e, 0, sizeof e);
+  TU_CHECK(plan_make(&c20, 0, 0, 64, 80, &p, &e) == -1 && e.code == 2, "0 ranks accepted");
+  /* default: a valid split for any rank count up to layers x experts */
+  for (int P = 1; P <= 24 * 32; P += 37) {
+    int S = plan_default_stages(&c20, P, 64, 80);
+    memset(&e, 0, sizeof e);
+    if (S > 0) {
+      TU_CHECK(plan_make(&c20, P, 0, 64, 80, &p, &e) == 0, "P=%d default: %s", P, e.msg);
+      if (e.code == 0) plan_free(&p);
+    }
+  }
+  return tu_finish("test_plan");
+}
