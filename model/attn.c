@@ -1,0 +1,147 @@
+/* attn.c: the attention block of one layer (spec section 6): RMSNorm, QKV projection, RoPE
+ * with YaRN (half-split rotation), GQA with learned sinks and the sliding window on even
+ * layers, output projection and residual. Keys/values go through the caller's KV cache so a
+ * prefill and the decode steps after it use the same code. */
+#include <math.h>
+#include <string.h>
+
+#include "log.h"
+#include "model_impl.h"
+
+/* Rotate one head vector v[Dh] at table row (cos, sin)[Dh/2] in place. */
+static void rope_rotate(const model *m, float *v, const float *cs, const float *sn, int d2) {
+  for (int i = 0; i < d2; i++) {
+    const float c = model_r(m, cs[i]), s = model_r(m, sn[i]);
+    const float x1 = v[i], x2 = v[d2 + i];
+    /* each product and the sum/difference are separate rounded tensor ops in the reference */
+    v[i] = model_r(m, model_r(m, x1 * c) - model_r(m, x2 * s));
+    v[d2 + i] = model_r(m, model_r(m, x2 * c) + model_r(m, x1 * s));
+  }
+}
+
+/* Softmax of one score row over the visible keys [lo, hi] plus the sink column, in place:
+ * row[0..n) holds scores for keys kmin.., entries outside [lo, hi] become 0. */
+static void softmax_with_sink(const model *m, float *row, int n, int lo, int hi, float sink) {
+  float mx = sink;
+  for (int j = lo; j <= hi; j++)
+    if (row[j] > mx) mx = row[j];
+  float z = expf(sink - mx);
+  for (int j = lo; j <= hi; j++) {
+    row[j] = expf(row[j] - mx);
+    z += row[j];
+  }
+  const float inv = 1.0f / z;
+  for (int j = 0; j < lo; j++) row[j] = 0.0f;
+  for (int j = lo; j <= hi; j++) row[j] = model_r(m, row[j] * inv);
+  for (int j = hi + 1; j < n; j++) row[j] = 0.0f;
+}
+
+int model_attn_block(model *m, int layer, model_kv *kv, int pos0, int T, float *x,
+                     model_layer_capture *cap, err *e) {
+  const gpt_config *c = &m->c;
+  const int D = c->hidden, H = c->n_heads, KVH = c->n_kv_heads, Dh = c->head_dim;
+  const int G = H / KVH, d2 = Dh / 2, QKV = m->qkv_w, HD = H * Dh, W = kv->width;
+  const int li = layer - kv->layer0;
+  if (T < 1 || T > m->max_T || pos0 < 0 || pos0 + T > m->max_seq || pos0 + T > kv->max_seq)
+    return err_set(e, EXIT_RUNTIME,
+                   "attention: positions [%d, %d) exceed the scratch (%d tokens, %d positions)",
+                   pos0, pos0 + T, m->max_T, m->max_seq);
+  if (layer < 0 || layer >= c->n_layers || li < 0 || li >= kv->n_layers || kv->n_filled[li] < pos0)
+    return err_set(e, EXIT_RUNTIME, "attention: layer %d at position %d: KV cache not filled",
+                   layer, pos0);
+
+  /* t = RMSNorm(x) */
+  float *t = m->t; /* [T, D] */
+  if (model_load_all(m, layer, CK_ATTN_NORM, m->vec_a, e) != 0) return -1;
+  model_rmsnorm(m, x, T, m->vec_a, t);
+  if (cap && cap->attn_norm_out)
+    memcpy(cap->attn_norm_out + (int64_t)pos0 * D, t, (size_t)T * D * sizeof(float));
+
+  /* qkv = t . qkv.weightᵀ + qkv.bias */
+  float *qkv = m->qkv; /* [T, QKV] */
+  if (model_load_rows(m, layer, CK_QKV_W, 0, QKV, m->w, e) != 0) return -1;
+  if (model_load_all(m, layer, CK_QKV_B, m->vec_b, e) != 0) return -1;
+  model_linear(m, t, T, D, m->w, QKV, m->vec_b, qkv, QKV, &m->st.attn_gemm_s,
+               &m->st.attn_gemm_flop);
+  if (cap && cap->qkv_out)
+    memcpy(cap->qkv_out + (int64_t)pos0 * QKV, qkv, (size_t)T * QKV * sizeof(float));
+
+  /* RoPE on every q and k head; k and v into the cache */
+  float *kc = kv->k + (int64_t)li * kv->max_seq * W; /* [max_seq, KV*Dh] */
+  float *vc = kv->v + (int64_t)li * kv->max_seq * W; /* [max_seq, KV*Dh] */
+  for (int i = 0; i < T; i++) {
+    const int p = pos0 + i;
+    float *row = qkv + (int64_t)i * QKV;
+    const float *cs = m->cos + (int64_t)p * d2, *sn = m->sin + (int64_t)p * d2;
+    for (int h = 0; h < H + KVH; h++) rope_rotate(m, row + h * Dh, cs, sn, d2);
+    memcpy(kc + (int64_t)p * W, row + HD, (size_t)W * sizeof(float));
+    memcpy(vc + (int64_t)p * W, row + HD + W, (size_t)W * sizeof(float));
+  }
+  kv->n_filled[li] = pos0 + T;
+
+  /* scores, mask, sinks, softmax, P.v per query head (spec 6.4) */
+  const int sliding = config_layer_is_sliding(c, layer);
+  const int win = c->sliding_window;
+  const int kmin = sliding && pos0 - win + 1 > 0 ? pos0 - win + 1 : 0; /* first key any row sees */
+  const int n = pos0 + T - kmin;                                       /* keys kmin.. */
+  const float scale = model_r(m, (float)(1.0 / sqrt((double)Dh)));
+  if (model_load_all(m, layer, CK_SINKS, m->vec_a, e) != 0) return -1;
+  const float *sinks = m->vec_a; /* [H] */
+  float *sc = m->scores;         /* [T, n] */
+  float *att = m->att;           /* [T, H*Dh] */
+  for (int h = 0; h < H; h++) {
+    const int g = h / G;
+    double t0 = log_now();
+    if (!m->row_stable) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, Dh, 1.0f, qkv + h * Dh, QKV,
+                  kc + (int64_t)kmin * W + g * Dh, W, 0.0f, sc, n);
+    } else {
+      /* fixed-order dots: independent of how many keys and queries share the call */
+      for (int i = 0; i < T; i++)
+        for (int j = 0; j < n; j++) {
+          const float *q = qkv + (int64_t)i * QKV + h * Dh;
+          const float *k = kc + (int64_t)(kmin + j) * W + g * Dh;
+          float acc = 0.0f;
+          for (int d = 0; d < Dh; d++) acc += q[d] * k[d];
+          sc[(int64_t)i * n + j] = acc;
+        }
+    }
+    m->st.attn_gemm_s += log_now() - t0;
+    m->st.attn_gemm_flop += 2.0 * T * n * Dh;
+    t0 = log_now();
+    for (int i = 0; i < T; i++) {
+      const int p = pos0 + i;
+      const int lo = (sliding && p - win + 1 > 0 ? p - win + 1 : 0) - kmin;
+      const int hi = p - kmin;
+      float *row = sc + (int64_t)i * n;
+      for (int j = lo; j <= hi; j++) row[j] = model_r(m, model_r(m, row[j]) * scale);
+      softmax_with_sink(m, row, n, lo, hi, sinks[h]);
+      /* o = P . v over the visible keys in ascending order: a plain loop rather than sgemm,
+       * because sgemm's summation order depends on the number of keys, and a decode step
+       * (few keys) must reproduce the prefill (all keys) */
+      float *o = att + (int64_t)i * HD + h * Dh;
+      for (int d = 0; d < Dh; d++) o[d] = 0.0f;
+      for (int j = lo; j <= hi; j++) {
+        const float pj = row[j];
+        const float *v = vc + (int64_t)(kmin + j) * W + g * Dh;
+        for (int d = 0; d < Dh; d++) o[d] += pj * v[d];
+      }
+      m->st.attn_core_flop += 2.0 * (hi - lo + 1) * Dh;
+    }
+    m->st.attn_core_s += log_now() - t0;
+  }
+  model_round_vec(m, att, (int64_t)T * HD);
+  if (cap && cap->sdpa_out)
+    memcpy(cap->sdpa_out + (int64_t)pos0 * HD, att, (size_t)T * HD * sizeof(float));
+
+  /* x = x + (att . out.weightᵀ + out.bias) */
+  float *proj = m->proj; /* [T, D] */
+  if (model_load_rows(m, layer, CK_OUT_W, 0, D, m->w, e) != 0) return -1;
+  if (model_load_all(m, layer, CK_OUT_B, m->vec_b, e) != 0) return -1;
+  model_linear(m, att, T, HD, m->w, D, m->vec_b, proj, D, &m->st.attn_gemm_s,
+               &m->st.attn_gemm_flop);
+  for (int64_t i = 0; i < (int64_t)T * D; i++) x[i] = model_r(m, x[i] + proj[i]);
+  if (cap && cap->hidden_after_attn)
+    memcpy(cap->hidden_after_attn + (int64_t)pos0 * D, x, (size_t)T * D * sizeof(float));
+  return 0;
+}

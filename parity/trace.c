@@ -1,0 +1,407 @@
+/* trace.c: HDF5 trace groups (see trace.h for the layout). */
+#define _GNU_SOURCE
+#include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atomic.h"
+
+/* One layer's datasets: name, element type (0 float, 1 int32), dims as multiples of
+ * (T, inner1, inner2); offsetof the capture member. */
+typedef struct {
+  const char *name;
+  int is_int;
+  int debug;                 /* optional when reading */
+  size_t off;                /* offsetof(model_layer_capture, member) */
+} layer_ds;
+
+static const layer_ds layer_sets[] = {
+    {"router_logits", 0, 0, offsetof(model_layer_capture, router_logits)},
+    {"topk_indices", 1, 0, offsetof(model_layer_capture, topk_indices)},
+    {"topk_values", 0, 0, offsetof(model_layer_capture, topk_values)},
+    {"topk_weights", 0, 0, offsetof(model_layer_capture, topk_weights)},
+    {"hidden_after_attn", 0, 0, offsetof(model_layer_capture, hidden_after_attn)},
+    {"hidden_after_mlp", 0, 0, offsetof(model_layer_capture, hidden_after_mlp)},
+    {"attn_norm_out", 0, 1, offsetof(model_layer_capture, attn_norm_out)},
+    {"qkv_out", 0, 1, offsetof(model_layer_capture, qkv_out)},
+    {"sdpa_out", 0, 1, offsetof(model_layer_capture, sdpa_out)},
+    {"mlp_norm_out", 0, 1, offsetof(model_layer_capture, mlp_norm_out)},
+    {"mlp1_out", 0, 1, offsetof(model_layer_capture, mlp1_out)},
+    {"swiglu_out", 0, 1, offsetof(model_layer_capture, swiglu_out)},
+};
+#define N_LAYER_SETS (int)(sizeof layer_sets / sizeof layer_sets[0])
+
+static void **member(model_layer_capture *lc, int i) {
+  return (void **)((char *)lc + layer_sets[i].off);
+}
+
+/* Shape of layer dataset i (rank and dims) for trace tr. */
+static int layer_shape(const trace *tr, int i, hsize_t dims[3]) {
+  const char *n = layer_sets[i].name;
+  dims[0] = (hsize_t)tr->T;
+  if (!strcmp(n, "router_logits")) { dims[1] = tr->E; return 2; }
+  if (!strncmp(n, "topk_", 5)) { dims[1] = tr->K; return 2; }
+  if (!strcmp(n, "qkv_out")) { dims[1] = tr->QKV; return 2; }
+  if (!strcmp(n, "sdpa_out")) { dims[1] = tr->HD; return 2; }
+  if (!strcmp(n, "mlp1_out")) { dims[1] = tr->K; dims[2] = 2 * (hsize_t)tr->I; return 3; }
+  if (!strcmp(n, "swiglu_out")) { dims[1] = tr->K; dims[2] = tr->I; return 3; }
+  dims[1] = tr->D;
+  return 2;
+}
+
+static size_t dims_count(int rank, const hsize_t *dims) {
+  size_t n = 1;
+  for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+  return n;
+}
+
+/* ---------------------------------------------------------------- allocation */
+
+int trace_alloc(trace *tr, const gpt_config *c, int T, int n_layers, err *e) {
+  memset(tr, 0, sizeof *tr);
+  tr->T = T;
+  tr->n_layers = n_layers;
+  tr->V = c->vocab;
+  tr->D = c->hidden;
+  tr->E = c->n_experts;
+  tr->K = c->top_k;
+  tr->I = c->intermediate;
+  tr->QKV = (int)config_qkv_rows(c);
+  tr->HD = c->n_heads * c->head_dim;
+  int fail = 0;
+  tr->input_ids = calloc((size_t)T, sizeof(int32_t));
+  tr->embedding_out = calloc((size_t)T * tr->D, sizeof(float));
+  tr->final_norm_out = calloc((size_t)T * tr->D, sizeof(float));
+  tr->logits = calloc((size_t)T * tr->V, sizeof(float));
+  tr->layers = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof(model_layer_capture));
+  tr->sliding_window = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof(int));
+  fail = !tr->input_ids || !tr->embedding_out || !tr->final_norm_out || !tr->logits ||
+         !tr->layers || !tr->sliding_window;
+  for (int l = 0; !fail && l < n_layers; l++) {
+    tr->sliding_window[l] = config_layer_is_sliding(c, l) ? c->sliding_window : 0;
+    for (int i = 0; i < N_LAYER_SETS; i++) {
+      hsize_t dims[3];
+      const int rank = layer_shape(tr, i, dims);
+      void *p = calloc(dims_count(rank, dims), 4);
+      *member(&tr->layers[l], i) = p;
+      if (!p) fail = 1;
+    }
+  }
+  if (fail) {
+    trace_free(tr);
+    return err_set(e, EXIT_RUNTIME, "trace: out of memory for %d positions x %d layers", T,
+                   n_layers);
+  }
+  return 0;
+}
+
+void trace_free(trace *tr) {
+  for (int l = 0; tr->layers && l < tr->n_layers; l++)
+    for (int i = 0; i < N_LAYER_SETS; i++) free(*member(&tr->layers[l], i));
+  free(tr->layers);
+  free(tr->input_ids);
+  free(tr->embedding_out);
+  free(tr->final_norm_out);
+  free(tr->logits);
+  free(tr->sliding_window);
+  memset(tr, 0, sizeof *tr);
+}
+
+void trace_capture(trace *tr, model_capture *cap) {
+  cap->embedding_out = tr->embedding_out;
+  cap->final_norm_out = tr->final_norm_out;
+  cap->logits = tr->logits;
+  cap->layers = tr->layers;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static int h5_fail(err *e, const char *file, const char *what) {
+  return err_set(e, EXIT_RUNTIME, "%s: HDF5 could not write %s", file, what);
+}
+
+static int write_ds(hid_t loc, const char *file, const char *path, const char *name, int is_int,
+                    int rank, const hsize_t *dims, const void *data, err *e) {
+  char what[160];
+  snprintf(what, sizeof what, "dataset '%s%s'", path, name);
+  hid_t sp = H5Screate_simple(rank, dims, NULL);
+  if (sp < 0) return h5_fail(e, file, what);
+  hid_t ds = H5Dcreate2(loc, name, is_int ? H5T_STD_I32LE : H5T_IEEE_F32LE, sp, H5P_DEFAULT,
+                        H5P_DEFAULT, H5P_DEFAULT);
+  int rc = ds >= 0 ? 0 : -1;
+  if (rc == 0 && H5Dwrite(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
+                          H5P_DEFAULT, data) < 0)
+    rc = -1;
+  if (ds >= 0 && H5Dclose(ds) < 0) rc = -1;
+  H5Sclose(sp);
+  return rc == 0 ? 0 : h5_fail(e, file, what);
+}
+
+static int attr_int(hid_t loc, const char *name, long long v) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = (a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0) ? 0 : -1;
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return rc;
+}
+
+static int attr_double(hid_t loc, const char *name, double v) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = (a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &v) >= 0) ? 0 : -1;
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return rc;
+}
+
+/* variable-length UTF-8 string attribute, as the golden's */
+static int attr_str(hid_t loc, const char *name, const char *v) {
+  hid_t ty = H5Tcopy(H5T_C_S1);
+  H5Tset_size(ty, H5T_VARIABLE);
+  H5Tset_cset(ty, H5T_CSET_UTF8);
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = (a >= 0 && H5Awrite(a, ty, &v) >= 0) ? 0 : -1;
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  H5Tclose(ty);
+  return rc;
+}
+
+static int write_meta(hid_t root, const trace_meta *meta) {
+  const gpt_config *c = meta->config;
+  int rc = 0;
+  rc |= attr_str(root, "tool", "gptoss-mpi");
+  rc |= attr_str(root, "version", GPTOSS_VERSION);
+  rc |= attr_str(root, "precision", meta->precision);
+  rc |= attr_int(root, "n_ranks", meta->n_ranks);
+  rc |= attr_str(root, "checkpoint", meta->checkpoint ? meta->checkpoint : "");
+  const long long ints[] = {c->n_layers, c->n_experts, c->top_k, c->vocab, c->hidden,
+                            c->intermediate};
+  for (int i = 0; i < 6; i++) rc |= attr_int(root, config_key_names[i], ints[i]);
+  rc |= attr_double(root, "swiglu_limit", c->swiglu_limit);
+  rc |= attr_int(root, "head_dim", c->head_dim);
+  rc |= attr_int(root, "num_attention_heads", c->n_heads);
+  rc |= attr_int(root, "num_key_value_heads", c->n_kv_heads);
+  rc |= attr_int(root, "sliding_window", c->sliding_window);
+  rc |= attr_int(root, "initial_context_length", c->initial_context_length);
+  rc |= attr_double(root, "rope_theta", c->rope_theta);
+  rc |= attr_double(root, "rope_scaling_factor", c->rope_scaling_factor);
+  rc |= attr_double(root, "rope_ntk_alpha", c->rope_ntk_alpha);
+  rc |= attr_double(root, "rope_ntk_beta", c->rope_ntk_beta);
+  rc |= attr_double(root, "rmsnorm_eps", 1e-5);
+  return rc;
+}
+
+static int write_all(hid_t f, const trace *tr, const trace_meta *meta, const char *path,
+                     err *e) {
+  hsize_t d1[1] = {(hsize_t)tr->T};
+  hsize_t dD[2] = {(hsize_t)tr->T, (hsize_t)tr->D};
+  hsize_t dV[2] = {(hsize_t)tr->T, (hsize_t)tr->V};
+  if (write_meta(f, meta) != 0) return h5_fail(e, path, "the root attributes");
+  if (write_ds(f, path, "/", "input_ids", 1, 1, d1, tr->input_ids, e) ||
+      write_ds(f, path, "/", "embedding_out", 0, 2, dD, tr->embedding_out, e) ||
+      write_ds(f, path, "/", "final_norm_out", 0, 2, dD, tr->final_norm_out, e) ||
+      write_ds(f, path, "/", "logits", 0, 2, dV, tr->logits, e))
+    return -1;
+  hid_t layers = H5Gcreate2(f, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (layers < 0) return h5_fail(e, path, "group '/layers'");
+  int rc = 0;
+  for (int l = 0; rc == 0 && l < tr->n_layers; l++) {
+    char name[32], gpath[48];
+    snprintf(name, sizeof name, "%d", l);
+    snprintf(gpath, sizeof gpath, "/layers/%d/", l);
+    hid_t g = H5Gcreate2(layers, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0 || attr_int(g, "sliding_window", tr->sliding_window[l]) != 0) {
+      rc = h5_fail(e, path, gpath);
+    }
+    for (int i = 0; rc == 0 && i < N_LAYER_SETS; i++) {
+      hsize_t dims[3];
+      const int rank = layer_shape(tr, i, dims);
+      const void *data = *member(&tr->layers[l], i);
+      if (data) rc = write_ds(g, path, gpath, layer_sets[i].name, layer_sets[i].is_int, rank,
+                              dims, data, e);
+    }
+    if (g >= 0) H5Gclose(g);
+  }
+  H5Gclose(layers);
+  return rc;
+}
+
+int trace_write(const trace *tr, const trace_meta *meta, const char *path, err *e) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  char *dcopy = strdup(path), *bcopy = strdup(path);
+  if (!dcopy || !bcopy) {
+    free(dcopy);
+    free(bcopy);
+    return err_set(e, EXIT_RUNTIME, "%s: out of memory", path);
+  }
+  const char *dir = dirname(dcopy), *base = basename(bcopy);
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", dir, base, (long)getpid());
+  int rc = 0;
+  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) {
+    rc = err_set(e, EXIT_RUNTIME, "%s: HDF5 could not create the file (directory missing or not writable?)", path);
+  } else {
+    rc = write_all(f, tr, meta, path, e);
+    if (H5Fclose(f) < 0 && rc == 0) rc = h5_fail(e, path, "the file (close)");
+  }
+  if (rc == 0) {
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) rc = err_errno(e, errno, "%s: fsync", tmp);
+    if (fd >= 0) close(fd);
+  }
+  if (rc == 0 && rename(tmp, path) != 0) rc = err_errno(e, errno, "%s: rename to %s", tmp, path);
+  if (rc == 0) rc = fs_fsync_dir(dir, e);
+  if (rc != 0) unlink(tmp);
+  free(dcopy);
+  free(bcopy);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+/* Read dataset `name` under loc into a new buffer; dims out (rank must match). Missing
+ * dataset: *out = NULL and 0 if optional, else an error. */
+static int read_ds(hid_t loc, const char *file, const char *gpath, const char *name, int is_int,
+                   int rank, hsize_t *dims, int optional, void **out, err *e) {
+  *out = NULL;
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) {
+    if (optional) return 0;
+    return err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' missing", file, gpath, name);
+  }
+  hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+  if (ds < 0) return err_set(e, EXIT_RUNTIME, "%s: cannot open dataset '%s%s'", file, gpath, name);
+  hid_t sp = H5Dget_space(ds);
+  hsize_t d[8];
+  int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+  int rc = 0;
+  if (r != rank) {
+    rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has rank %d, expected %d", file, gpath, name,
+                 r, rank);
+  } else {
+    H5Sget_simple_extent_dims(sp, d, NULL);
+    for (int i = 0; i < rank; i++) {
+      if (dims[i] && dims[i] != d[i])
+        rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' dim %d is %llu, expected %llu", file,
+                     gpath, name, i, (unsigned long long)d[i], (unsigned long long)dims[i]);
+      dims[i] = d[i];
+    }
+  }
+  if (rc == 0) {
+    *out = malloc(dims_count(rank, dims) * 4 + 1);
+    if (!*out) rc = err_set(e, EXIT_RUNTIME, "%s: out of memory reading '%s%s'", file, gpath, name);
+  }
+  if (rc == 0 && H5Dread(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
+                         H5P_DEFAULT, *out) < 0)
+    rc = err_set(e, EXIT_RUNTIME, "%s: cannot read dataset '%s%s'", file, gpath, name);
+  if (rc != 0) {
+    free(*out);
+    *out = NULL;
+  }
+  if (sp >= 0) H5Sclose(sp);
+  H5Dclose(ds);
+  return rc;
+}
+
+static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace *tr, err *e) {
+  char gp[256];
+  snprintf(gp, sizeof gp, "%s%s", group, group[strlen(group) - 1] == '/' ? "" : "/");
+  hsize_t d[3] = {0, 0, 0};
+  void *p;
+  /* golden.h5 keeps input_ids at the file root, not inside the precision group */
+  int in_group = H5Lexists(g, "input_ids", H5P_DEFAULT) > 0;
+  if (read_ds(in_group ? g : f, path, in_group ? gp : "/", "input_ids", 1, 1, d, 0, &p, e)) return -1;
+  tr->input_ids = p;
+  tr->T = (int)d[0];
+  hsize_t dl[2] = {d[0], 0};
+  if (read_ds(g, path, gp, "logits", 0, 2, dl, 0, &p, e)) return -1;
+  tr->logits = p;
+  tr->V = (int)dl[1];
+  hsize_t de[2] = {d[0], 0};
+  if (read_ds(g, path, gp, "embedding_out", 0, 2, de, 1, &p, e)) return -1;
+  tr->embedding_out = p;
+  tr->D = (int)de[1];
+  if (read_ds(g, path, gp, "final_norm_out", 0, 2, de, 1, &p, e)) return -1;
+  tr->final_norm_out = p;
+
+  hid_t lg = H5Gopen2(g, "layers", H5P_DEFAULT);
+  if (lg < 0) return err_set(e, EXIT_RUNTIME, "%s: group '%slayers' missing", path, gp);
+  H5G_info_t info;
+  int rc = H5Gget_info(lg, &info) < 0 ? -1 : 0;
+  tr->n_layers = rc == 0 ? (int)info.nlinks : 0;
+  tr->layers = calloc((size_t)(tr->n_layers ? tr->n_layers : 1), sizeof(model_layer_capture));
+  tr->sliding_window = calloc((size_t)(tr->n_layers ? tr->n_layers : 1), sizeof(int));
+  if (rc != 0 || !tr->layers || !tr->sliding_window) {
+    H5Gclose(lg);
+    return err_set(e, EXIT_RUNTIME, "%s: cannot list '%slayers'", path, gp);
+  }
+  /* the first layer fixes E, K, I, QKV, HD (and D if no embedding_out) */
+  for (int l = 0; rc == 0 && l < tr->n_layers; l++) {
+    char name[32], lp[320];
+    snprintf(name, sizeof name, "%d", l);
+    snprintf(lp, sizeof lp, "%slayers/%d/", gp, l);
+    hid_t lgr = H5Gopen2(lg, name, H5P_DEFAULT);
+    if (lgr < 0) {
+      rc = err_set(e, EXIT_RUNTIME, "%s: group '%s' missing (layers must be 0..%d)", path, lp,
+                   tr->n_layers - 1);
+      break;
+    }
+    if (H5Aexists(lgr, "sliding_window") > 0) {
+      hid_t a = H5Aopen(lgr, "sliding_window", H5P_DEFAULT);
+      long long v = 0;
+      if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
+        rc = err_set(e, EXIT_RUNTIME, "%s: cannot read attribute '%s' sliding_window", path, lp);
+      if (a >= 0) H5Aclose(a);
+      tr->sliding_window[l] = (int)v;
+    }
+    for (int i = 0; rc == 0 && i < N_LAYER_SETS; i++) {
+      hsize_t dims[3];
+      const int rank = layer_shape(tr, i, dims);
+      if (l == 0) /* learn the inner dims from the first layer */
+        for (int j = 1; j < rank; j++) dims[j] = 0;
+      rc = read_ds(lgr, path, lp, layer_sets[i].name, layer_sets[i].is_int, rank, dims,
+                   layer_sets[i].debug, member(&tr->layers[l], i), e);
+      if (rc == 0 && l == 0 && *member(&tr->layers[l], i)) {
+        const char *n = layer_sets[i].name;
+        if (!strcmp(n, "router_logits")) tr->E = (int)dims[1];
+        else if (!strcmp(n, "topk_indices")) tr->K = (int)dims[1];
+        else if (!strcmp(n, "hidden_after_attn")) tr->D = (int)dims[1];
+        else if (!strcmp(n, "qkv_out")) tr->QKV = (int)dims[1];
+        else if (!strcmp(n, "sdpa_out")) tr->HD = (int)dims[1];
+        else if (!strcmp(n, "swiglu_out")) tr->I = (int)dims[2];
+      }
+    }
+    H5Gclose(lgr);
+  }
+  H5Gclose(lg);
+  return rc;
+}
+
+int trace_read(const char *path, const char *group, trace *tr, err *e) {
+  memset(tr, 0, sizeof *tr);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  if (access(path, R_OK) != 0) return err_errno(e, errno, "%s: cannot read trace file", path);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return err_set(e, EXIT_RUNTIME, "%s: not an HDF5 file", path);
+  hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+  int rc;
+  if (g < 0) {
+    rc = err_set(e, EXIT_RUNTIME, "%s: group '%s' not found", path, group);
+  } else {
+    rc = read_all(f, g, path, group, tr, e);
+    H5Gclose(g);
+  }
+  H5Fclose(f);
+  if (rc != 0) trace_free(tr);
+  return rc;
+}
