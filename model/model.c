@@ -229,6 +229,8 @@ void model_set_progress(model *m, model_progress_fn fn, void *ctx) {
 
 void model_stats_get(const model *m, model_stats *s) { *s = m->st; }
 
+void model_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
+
 /* ---------------------------------------------------------------- KV cache */
 
 int model_kv_init(const gpt_config *c, int layer0, int n_layers, int max_seq, model_kv *kv,

@@ -159,4 +159,9 @@ typedef struct {
 } model_stats;
 void model_stats_get(const model *m, model_stats *s);
 
+/* Threads of the matrix library for this process. OpenBLAS's sgemm gives different last bits
+ * for different thread counts, so results are reproducible only for a fixed count: the
+ * commands set it explicitly (never from core counts or bindings). Local, process-wide. */
+void model_set_threads(int n);
+
 #endif

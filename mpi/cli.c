@@ -47,7 +47,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 
 int cli_bad_option(const char *cmd) {
   /* getopt already printed what was wrong with the option */
-  fprintf(stderr, "gptoss-mpi: error: %s: bad option (see 'gptoss-mpi %s --help')\n", cmd, cmd);
+  log_error("%s: bad option (see 'gptoss-mpi %s --help')", cmd, cmd);
   return EXIT_USAGE;
 }
 

@@ -109,6 +109,11 @@ int ckpt_tensor_f32(const ckpt_tensor *t, float *out, err *e);
 /* Raw bytes of a single-part tensor (U8 blocks/scales, or BF16 as uint16). */
 static inline const void *ckpt_tensor_data(const ckpt_tensor *t) { return t->part[0]->data; }
 
+/* Data check of rows [row0, row0 + n_rows) (dim 0) of a tensor before use: no NaN or infinity
+ * in BF16 data, no MXFP4 scale byte that overflows fp32 (>= 253). Error names file and tensor.
+ * Touches (reads) exactly those rows. */
+int ckpt_check_rows(const ckpt *c, const ckpt_tensor *t, int64_t row0, int64_t n_rows, err *e);
+
 /* Summary for `inspect` (spec section 3 figures). */
 typedef struct {
   uint64_t n_tensors;            /* tensors in the files (HF q/k/v count 3) */

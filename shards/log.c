@@ -28,7 +28,7 @@ static void emit(const char *prefix, const char *fmt, va_list ap) {
     va_end(ap);                       \
   } while (0)
 
-void log_error(const char *fmt, ...) { LOG_BODY(1, "gptoss-mpi: error: "); }
+void log_error(const char *fmt, ...) { LOG_BODY(g_rank == 0, "gptoss-mpi: error: "); }
 void log_warn(const char *fmt, ...) { LOG_BODY(g_rank == 0, "gptoss-mpi: warning: "); }
 void log_info(const char *fmt, ...) { LOG_BODY(g_rank == 0 && g_level >= LOG_NORMAL, ""); }
 void log_verbose(const char *fmt, ...) { LOG_BODY(g_rank == 0 && g_level >= LOG_VERBOSE, ""); }

@@ -1,8 +1,9 @@
 /* log: messages on stderr with the conventions of STYLE.md "Output, logs, progress".
  *
- * Errors and warnings always print (-q never hides them); info and progress print only when
- * the verbosity allows and only on the reporting rank (rank 0) unless the caller speaks for
- * itself with log_rank_*. Before MPI is up the rank is 0. Not thread-safe; call from the
+ * Errors and warnings are never hidden by -q; like info and progress (which also follow the
+ * verbosity) they print on the reporting rank (rank 0) only, because the ranks agree on one
+ * verdict first (mpi/dist.h) and rank 0 reports it. A rank speaking about itself uses
+ * log_rank_*. Before MPI is up the rank is 0. Not thread-safe; call from the
  * main thread. */
 #ifndef GPTOSS_LOG_H
 #define GPTOSS_LOG_H

@@ -1,0 +1,115 @@
+#include "dist.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+int dist_init(int *argc, char ***argv, dist *d) {
+  memset(d, 0, sizeof *d);
+  int provided;
+  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  d->world = MPI_COMM_WORLD;
+  d->stage = MPI_COMM_NULL;
+  MPI_Comm_rank(d->world, &d->rank);
+  MPI_Comm_size(d->world, &d->size);
+  /* errors come back as codes so a failing call is reported like any other error */
+  MPI_Comm_set_errhandler(d->world, MPI_ERRORS_RETURN);
+  log_set_rank(d->rank);
+  return 0;
+}
+
+int dist_setup(dist *d, const gpt_config *c, int n_stages, int max_tokens, int max_seq, err *e) {
+  if (plan_make(c, d->size, n_stages, max_tokens, max_seq, &d->plan, e) != 0) return -1;
+  d->me = &d->plan.ranks[d->rank];
+  if (MPI_Comm_split(d->world, d->me->stage, d->me->group, &d->stage) != MPI_SUCCESS)
+    return err_set(e, EXIT_RUNTIME, "MPI_Comm_split for the stage communicator failed");
+  return 0;
+}
+
+void dist_finalize(dist *d) {
+  if (d->stage != MPI_COMM_NULL) MPI_Comm_free(&d->stage);
+  plan_free(&d->plan);
+  MPI_Finalize();
+}
+
+int dist_agree(dist *d, err *e) {
+  int mine = e->code ? d->rank : INT_MAX, first = INT_MAX;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->world);
+  if (first == INT_MAX) return 0;
+  struct { int code; char msg[sizeof e->msg]; } buf;
+  memset(&buf, 0, sizeof buf);
+  if (d->rank == first) {
+    buf.code = e->code;
+    memcpy(buf.msg, e->msg, sizeof buf.msg);
+  }
+  MPI_Bcast(&buf, (int)sizeof buf, MPI_BYTE, first, d->world);
+  e->code = buf.code;
+  if (d->size > 1)
+    snprintf(e->msg, sizeof e->msg, "rank %d: %.*s", first, (int)sizeof e->msg - 16, buf.msg);
+  else
+    memcpy(e->msg, buf.msg, sizeof e->msg);
+  return -1;
+}
+
+int dist_fault(const dist *d, const char *phase, err *e) {
+  const char *f = getenv("GPTOSS_FAULT");
+  if (!f || !*f) return 0;
+  int rank = -1, nth = 1, used = 0;
+  char ph[32] = "";
+  if (sscanf(f, "%d:%31[a-z]%n", &rank, ph, &used) < 2) return 0;
+  if (f[used] == ':') nth = atoi(f + used + 1);
+  if (rank != d->rank || strcmp(ph, phase) != 0) return 0;
+  /* count how many times the named phase was reached on this rank */
+  static int count;
+  if (++count != nth) return 0;
+  return err_set(e, EXIT_RUNTIME, "injected fault in phase '%s' (GPTOSS_FAULT=%s)", phase, f);
+}
+
+uint64_t dist_sum_u64(dist *d, uint64_t v) {
+  uint64_t s = 0;
+  MPI_Allreduce(&v, &s, 1, MPI_UINT64_T, MPI_SUM, d->world);
+  return s;
+}
+
+uint64_t dist_max_u64(dist *d, uint64_t v) {
+  uint64_t s = 0;
+  MPI_Allreduce(&v, &s, 1, MPI_UINT64_T, MPI_MAX, d->world);
+  return s;
+}
+
+uint64_t dist_resident_file_bytes(const char *dir) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return 0;
+  char line[4096], real[PATH_MAX];
+  const char *root = realpath(dir, real) ? real : dir;
+  size_t rl = strlen(root);
+  int in = 0;
+  uint64_t total = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long long kb;
+    char *slash;
+    /* mapping header lines start with an address range "a-b perms ..." */
+    if (strchr(line, '-') && sscanf(line, "%*x-%*x %*s %*s %*s %*s %llu", &kb) == 1) {
+      slash = strchr(line, '/');
+      in = slash && strncmp(slash, root, rl) == 0 && slash[rl] == '/';
+    } else if (in && sscanf(line, "Rss: %llu kB", &kb) == 1) {
+      total += kb * 1024ull;
+    }
+  }
+  fclose(f);
+  return total;
+}
+
+uint64_t dist_peak_rss(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) break;
+  fclose(f);
+  return kb * 1024ull;
+}

@@ -1,0 +1,62 @@
+/* dist: the ranks of a job (the only module with <mpi.h>, with the commands in mpi/).
+ *
+ * A dist holds the world communicator, this rank's place in the shard plan (shards/plan.h)
+ * and a communicator per pipeline stage. Every function is COLLECTIVE over the world unless it
+ * says "local".
+ *
+ * Failure policy (DESIGN.md): every rank checks; dist_agree turns the per-rank errors into one
+ * verdict that every rank receives (the lowest failing rank's message, prefixed "rank r: "), so
+ * rank 0 prints one line and every rank exits with the same code. Work between two agreements
+ * never blocks on a rank that failed: the exchanges inside the forward pass always complete
+ * (carrying a status) before the next agreement.
+ *
+ * Fault injection for tests: GPTOSS_FAULT="R:PHASE" (or "R:PHASE:N", the N-th time that phase
+ * is reached on rank R, counting from 1) makes rank R fail with "injected fault" when it
+ * reaches PHASE (open, load, attn, experts, head, decode, trace, alloc). Never set in
+ * production. */
+#ifndef GPTOSS_DIST_H
+#define GPTOSS_DIST_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "plan.h"
+
+typedef struct {
+  MPI_Comm world;            /* MPI_COMM_WORLD */
+  MPI_Comm stage;            /* ranks of this rank's stage (group order) */
+  int rank, size;
+  plan plan;                 /* the same on every rank */
+  const plan_rank *me;       /* &plan.ranks[rank] */
+  uint64_t bytes_sent;       /* payload bytes this rank sent in the forward pass */
+  uint64_t n_messages;
+} dist;
+
+/* MPI_Init (with MPI_THREAD_FUNNELED) and the world rank/size; sets the log rank. Local to
+ * each process but every process of the job must call it. */
+int dist_init(int *argc, char ***argv, dist *d);
+/* Make the plan (same on every rank) and the stage communicator. */
+int dist_setup(dist *d, const gpt_config *c, int n_stages, int max_tokens, int max_seq, err *e);
+/* Free the communicators and the plan; MPI_Finalize. */
+void dist_finalize(dist *d);
+
+/* One verdict from every rank's err: 0 if none failed; otherwise -1 and e (on every rank) is
+ * the lowest failing rank's error as "rank r: <message>", with its code. */
+int dist_agree(dist *d, err *e);
+/* Test hook (local): -1 with an "injected fault" error if GPTOSS_FAULT names this rank and
+ * phase (see above); 0 otherwise. */
+int dist_fault(const dist *d, const char *phase, err *e);
+
+/* Sum of a per-rank counter over all ranks, delivered to every rank. */
+uint64_t dist_sum_u64(dist *d, uint64_t v);
+/* Largest per-rank value, delivered to every rank. */
+uint64_t dist_max_u64(dist *d, uint64_t v);
+
+/* Resident bytes of this process's file-backed mappings of files under `dir` (from
+ * /proc/self/smaps), i.e. checkpoint pages this rank has touched. Local. */
+uint64_t dist_resident_file_bytes(const char *dir);
+/* Peak resident set (VmHWM) of this process in bytes. Local. */
+uint64_t dist_peak_rss(void);
+
+#endif
