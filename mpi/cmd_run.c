@@ -278,9 +278,18 @@ static int run_dist(dist *d, const run_args *a, err *e) {
   }
 
   /* summary: time per phase, bytes read and sent, memory */
-  uint64_t touched = dist_sum_u64(d, dist_resident_file_bytes(ckpt_dir(ck)));
+  const uint64_t my_touched = dist_resident_file_bytes(ckpt_dir(ck)), my_peak = dist_peak_rss();
+  uint64_t per_rank[4] = {my_touched, me->mapped_bytes, my_peak, me->peak_bytes};
+  uint64_t *all = d->rank == 0 ? malloc((size_t)d->size * sizeof per_rank) : NULL;
+  MPI_Gather(per_rank, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, 0, d->world);
+  for (int r = 0; all && r < d->size; r++)
+    log_verbose("   rank %d: checkpoint bytes touched %llu (plan: %llu mapped); peak RSS %llu "
+                "(plan: %llu)", r, (unsigned long long)all[4 * r], (unsigned long long)all[4 * r + 1],
+                (unsigned long long)all[4 * r + 2], (unsigned long long)all[4 * r + 3]);
+  free(all);
+  uint64_t touched = dist_sum_u64(d, my_touched);
   uint64_t sent = dist_sum_u64(d, d->bytes_sent);
-  uint64_t peak = dist_max_u64(d, dist_peak_rss());
+  uint64_t peak = dist_max_u64(d, my_peak);
   log_info("== summary: open %.2f s, load %.2f s, prefill %.2f s, decode %.2f s, trace %.2f s; "
            "total %.2f s", pt.open, pt.load, pt.prefill, pt.decode, pt.trace, log_now() - t_start);
   log_info("   checkpoint bytes resident over all ranks %.1f MiB; bytes sent between ranks "

@@ -436,10 +436,13 @@ int ckpt_tensor_rows_f32(const ckpt_tensor *t, int64_t row0, int64_t n_rows, flo
     const int64_t pr = s->shape[0];
     if (row0 < base + pr) {
       const int64_t r0 = row0 - base, nr = n_rows < pr - r0 ? n_rows : pr - r0;
-      /* Bytes, not uint16 loads: data_offsets need not be even. */
+      /* memcpy loads: data_offsets need not be even; the compiler makes this a vector loop */
       const uint8_t *b = (const uint8_t *)s->data + (size_t)(r0 * cols) * 2;
-      for (int64_t i = 0; i < nr * cols; i++)
-        out[i] = st_bf16_to_f32((uint16_t)(b[2 * i] | (b[2 * i + 1] << 8)));
+      for (int64_t i = 0; i < nr * cols; i++) {
+        uint16_t h;
+        memcpy(&h, b + 2 * i, sizeof h);
+        out[i] = st_bf16_to_f32(h);
+      }
       out += nr * cols;
       row0 += nr;
       n_rows -= nr;

@@ -1,18 +1,38 @@
 #include "mx4.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 const float mx4_fp4_table[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4.0f, +6.0f,
                                  -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 
-float mx4_scale(uint8_t s) { return ldexpf(1.0f, (int)s - 127); }
+/* 2^(s-127) for every scale byte, built once (ldexpf per block would dominate the decode). */
+static float scale_table[256];
+static int scale_table_ready;
 
-void mx4_decode_row(const uint8_t *blocks, const uint8_t *scales, int64_t n_cols, float *out) {
-  /* A value times a power of two is exact in fp32 (down to the subnormal 2^-128), so the product
-   * below introduces no rounding; overflow to inf only for scale bytes >= 253, as in the reference. */
+static const float *scales_lut(void) {
+  if (!scale_table_ready) {
+    for (int s = 0; s < 256; s++) scale_table[s] = ldexpf(1.0f, s - 127);
+    scale_table_ready = 1;
+  }
+  return scale_table;
+}
+
+float mx4_scale(uint8_t s) { return scales_lut()[s]; }
+
+/* A value times a power of two is exact in fp32 (down to the subnormal 2^-128), so the products
+ * below introduce no rounding; overflow to inf only for scale bytes >= 253, and 0 x 2^128 = NaN for
+ * scale byte 255, as in the reference (torch.ldexp). Both versions give identical bits, -0.0 of
+ * code 8 included (tests/test_mx4.c checks them against the official decode). */
+void mx4_decode_row_reference(const uint8_t *blocks, const uint8_t *scales, int64_t n_cols,
+                              float *out) {
+  const float *lut = scales_lut();
   for (int64_t g = 0; g < n_cols / 32; g++) {
-    const float s = mx4_scale(scales[g]);
+    const float s = lut[scales[g]];
     const uint8_t *b = blocks + g * 16;
     float *o = out + g * 32;
     for (int j = 0; j < 16; j++) {
@@ -20,6 +40,45 @@ void mx4_decode_row(const uint8_t *blocks, const uint8_t *scales, int64_t n_cols
       o[2 * j + 1] = mx4_fp4_table[b[j] >> 4] * s;
     }
   }
+}
+
+#if defined(__x86_64__)
+/* AVX2: the 8 magnitudes in one register (permute by code & 7), the sign bit from code bit 3. */
+__attribute__((target("avx2"))) static void decode_row_avx2(const uint8_t *blocks,
+                                                            const uint8_t *scales, int64_t n_cols,
+                                                            float *out) {
+  const __m256 mag = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
+  const __m128i nib = _mm_set1_epi8(0x0F);
+  const __m256i seven = _mm256_set1_epi32(7), eight = _mm256_set1_epi32(8);
+  const float *lut = scales_lut();
+  for (int64_t g = 0; g < n_cols / 32; g++) {
+    const __m256 s = _mm256_set1_ps(lut[scales[g]]);
+    const __m128i b = _mm_loadu_si128((const __m128i *)(blocks + g * 16));
+    const __m128i lo = _mm_and_si128(b, nib), hi = _mm_and_si128(_mm_srli_epi16(b, 4), nib);
+    /* byte j holds columns 2j (low nibble) and 2j+1: interleaving gives column order */
+    const __m128i codes[2] = {_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi)};
+    for (int h = 0; h < 2; h++)
+      for (int q = 0; q < 2; q++) {
+        const __m256i code = _mm256_cvtepu8_epi32(q ? _mm_srli_si128(codes[h], 8) : codes[h]);
+        __m256 v = _mm256_permutevar8x32_ps(mag, _mm256_and_si256(code, seven));
+        const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(code, eight), 28);
+        v = _mm256_or_ps(v, _mm256_castsi256_ps(sign));
+        _mm256_storeu_ps(out + g * 32 + h * 16 + q * 8, _mm256_mul_ps(v, s));
+      }
+  }
+}
+#endif
+
+void mx4_decode_row(const uint8_t *blocks, const uint8_t *scales, int64_t n_cols, float *out) {
+#if defined(__x86_64__)
+  static int use_avx2 = -1;
+  if (use_avx2 < 0) use_avx2 = __builtin_cpu_supports("avx2") && !getenv("GPTOSS_NO_AVX2");
+  if (use_avx2) {
+    decode_row_avx2(blocks, scales, n_cols, out);
+    return;
+  }
+#endif
+  mx4_decode_row_reference(blocks, scales, n_cols, out);
 }
 
 int mx4_decode_expert_rows(const ckpt_tensor *blocks, const ckpt_tensor *scales, int expert,

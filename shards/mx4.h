@@ -21,6 +21,10 @@ float mx4_scale(uint8_t s);
  * C must be a multiple of 32. */
 void mx4_decode_row(const uint8_t *blocks, const uint8_t *scales, int64_t n_cols, float *out);
 
+/* The plain scalar decode that mx4_decode_row must equal bit for bit (it dispatches to a SIMD
+ * version where the processor has one); exported for the tests. */
+void mx4_decode_row_reference(const uint8_t *blocks, const uint8_t *scales, int64_t n_cols, float *out);
+
 /* Decode rows [row0, row0 + n_rows) of expert e of a (blocks, scales) pair from the catalog
  * (e.g. CK_MLP1_BLOCKS + CK_MLP1_SCALES of one layer). out: [n_rows, C], C = shape[2] * 32. */
 int mx4_decode_expert_rows(const ckpt_tensor *blocks, const ckpt_tensor *scales, int expert,
