@@ -3,15 +3,13 @@
 #include "trace.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "atomic.h"
+#include "h5io.h"
 
 /* One layer's datasets: name, element type (0 float, 1 int32), dims as multiples of
  * (T, inner1, inner2); offsetof the capture member. */
@@ -123,81 +121,28 @@ void trace_capture(trace *tr, model_capture *cap) {
 
 /* ---------------------------------------------------------------- writing */
 
-static int h5_fail(err *e, const char *file, const char *what) {
-  return err_set(e, EXIT_RUNTIME, "%s: HDF5 could not write %s", file, what);
-}
-
-static int write_ds(hid_t loc, const char *file, const char *path, const char *name, int is_int,
-                    int rank, const hsize_t *dims, const void *data, err *e) {
-  char what[160];
-  snprintf(what, sizeof what, "dataset '%s%s'", path, name);
-  hid_t sp = H5Screate_simple(rank, dims, NULL);
-  if (sp < 0) return h5_fail(e, file, what);
-  hid_t ds = H5Dcreate2(loc, name, is_int ? H5T_STD_I32LE : H5T_IEEE_F32LE, sp, H5P_DEFAULT,
-                        H5P_DEFAULT, H5P_DEFAULT);
-  int rc = ds >= 0 ? 0 : -1;
-  if (rc == 0 && H5Dwrite(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
-                          H5P_DEFAULT, data) < 0)
-    rc = -1;
-  if (ds >= 0 && H5Dclose(ds) < 0) rc = -1;
-  H5Sclose(sp);
-  return rc == 0 ? 0 : h5_fail(e, file, what);
-}
-
-static int attr_int(hid_t loc, const char *name, long long v) {
-  hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = (a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0) ? 0 : -1;
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(sp);
-  return rc;
-}
-
-static int attr_double(hid_t loc, const char *name, double v) {
-  hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(loc, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = (a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &v) >= 0) ? 0 : -1;
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(sp);
-  return rc;
-}
-
-/* variable-length UTF-8 string attribute, as the golden's */
-static int attr_str(hid_t loc, const char *name, const char *v) {
-  hid_t ty = H5Tcopy(H5T_C_S1);
-  H5Tset_size(ty, H5T_VARIABLE);
-  H5Tset_cset(ty, H5T_CSET_UTF8);
-  hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT);
-  int rc = (a >= 0 && H5Awrite(a, ty, &v) >= 0) ? 0 : -1;
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(sp);
-  H5Tclose(ty);
-  return rc;
-}
-
 static int write_meta(hid_t root, const trace_meta *meta) {
   const gpt_config *c = meta->config;
   int rc = 0;
-  rc |= attr_str(root, "tool", "gptoss-mpi");
-  rc |= attr_str(root, "version", GPTOSS_VERSION);
-  rc |= attr_str(root, "precision", meta->precision);
-  rc |= attr_int(root, "n_ranks", meta->n_ranks);
-  rc |= attr_str(root, "checkpoint", meta->checkpoint ? meta->checkpoint : "");
+  rc |= h5io_attr_str(root, "tool", "gptoss-mpi");
+  rc |= h5io_attr_str(root, "version", GPTOSS_VERSION);
+  rc |= h5io_attr_str(root, "precision", meta->precision);
+  rc |= h5io_attr_int(root, "n_ranks", meta->n_ranks);
+  rc |= h5io_attr_str(root, "checkpoint", meta->checkpoint ? meta->checkpoint : "");
   const long long ints[] = {c->n_layers, c->n_experts, c->top_k, c->vocab, c->hidden,
                             c->intermediate};
-  for (int i = 0; i < 6; i++) rc |= attr_int(root, config_key_names[i], ints[i]);
-  rc |= attr_double(root, "swiglu_limit", c->swiglu_limit);
-  rc |= attr_int(root, "head_dim", c->head_dim);
-  rc |= attr_int(root, "num_attention_heads", c->n_heads);
-  rc |= attr_int(root, "num_key_value_heads", c->n_kv_heads);
-  rc |= attr_int(root, "sliding_window", c->sliding_window);
-  rc |= attr_int(root, "initial_context_length", c->initial_context_length);
-  rc |= attr_double(root, "rope_theta", c->rope_theta);
-  rc |= attr_double(root, "rope_scaling_factor", c->rope_scaling_factor);
-  rc |= attr_double(root, "rope_ntk_alpha", c->rope_ntk_alpha);
-  rc |= attr_double(root, "rope_ntk_beta", c->rope_ntk_beta);
-  rc |= attr_double(root, "rmsnorm_eps", 1e-5);
+  for (int i = 0; i < 6; i++) rc |= h5io_attr_int(root, config_key_names[i], ints[i]);
+  rc |= h5io_attr_double(root, "swiglu_limit", c->swiglu_limit);
+  rc |= h5io_attr_int(root, "head_dim", c->head_dim);
+  rc |= h5io_attr_int(root, "num_attention_heads", c->n_heads);
+  rc |= h5io_attr_int(root, "num_key_value_heads", c->n_kv_heads);
+  rc |= h5io_attr_int(root, "sliding_window", c->sliding_window);
+  rc |= h5io_attr_int(root, "initial_context_length", c->initial_context_length);
+  rc |= h5io_attr_double(root, "rope_theta", c->rope_theta);
+  rc |= h5io_attr_double(root, "rope_scaling_factor", c->rope_scaling_factor);
+  rc |= h5io_attr_double(root, "rope_ntk_alpha", c->rope_ntk_alpha);
+  rc |= h5io_attr_double(root, "rope_ntk_beta", c->rope_ntk_beta);
+  rc |= h5io_attr_double(root, "rmsnorm_eps", 1e-5);
   return rc;
 }
 
@@ -206,29 +151,31 @@ static int write_all(hid_t f, const trace *tr, const trace_meta *meta, const cha
   hsize_t d1[1] = {(hsize_t)tr->T};
   hsize_t dD[2] = {(hsize_t)tr->T, (hsize_t)tr->D};
   hsize_t dV[2] = {(hsize_t)tr->T, (hsize_t)tr->V};
-  if (write_meta(f, meta) != 0) return h5_fail(e, path, "the root attributes");
-  if (write_ds(f, path, "/", "input_ids", 1, 1, d1, tr->input_ids, e) ||
-      write_ds(f, path, "/", "embedding_out", 0, 2, dD, tr->embedding_out, e) ||
-      write_ds(f, path, "/", "final_norm_out", 0, 2, dD, tr->final_norm_out, e) ||
-      write_ds(f, path, "/", "logits", 0, 2, dV, tr->logits, e))
+  if (write_meta(f, meta) != 0)
+    return err_set(e, EXIT_RUNTIME, "%s: HDF5 could not write the root attributes", path);
+  if (h5io_write(f, path, "/", "input_ids", H5T_NATIVE_INT32, 1, d1, tr->input_ids, e) ||
+      h5io_write(f, path, "/", "embedding_out", H5T_NATIVE_FLOAT, 2, dD, tr->embedding_out, e) ||
+      h5io_write(f, path, "/", "final_norm_out", H5T_NATIVE_FLOAT, 2, dD, tr->final_norm_out, e) ||
+      h5io_write(f, path, "/", "logits", H5T_NATIVE_FLOAT, 2, dV, tr->logits, e))
     return -1;
-  hid_t layers = H5Gcreate2(f, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (layers < 0) return h5_fail(e, path, "group '/layers'");
+  hid_t layers = h5io_group(f, path, "layers", e);
+  if (layers < 0) return -1;
   int rc = 0;
   for (int l = 0; rc == 0 && l < tr->n_layers; l++) {
     char name[32], gpath[48];
     snprintf(name, sizeof name, "%d", l);
     snprintf(gpath, sizeof gpath, "/layers/%d/", l);
     hid_t g = H5Gcreate2(layers, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0 || attr_int(g, "sliding_window", tr->sliding_window[l]) != 0) {
-      rc = h5_fail(e, path, gpath);
-    }
+    if (g < 0 || h5io_attr_int(g, "sliding_window", tr->sliding_window[l]) != 0)
+      rc = err_set(e, EXIT_RUNTIME, "%s: HDF5 could not write group '%s'", path, gpath);
     for (int i = 0; rc == 0 && i < N_LAYER_SETS; i++) {
       hsize_t dims[3];
       const int rank = layer_shape(tr, i, dims);
       const void *data = *member(&tr->layers[l], i);
-      if (data) rc = write_ds(g, path, gpath, layer_sets[i].name, layer_sets[i].is_int, rank,
-                              dims, data, e);
+      if (data)
+        rc = h5io_write(g, path, gpath, layer_sets[i].name,
+                        layer_sets[i].is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, rank, dims,
+                        data, e);
     }
     if (g >= 0) H5Gclose(g);
   }
@@ -237,35 +184,13 @@ static int write_all(hid_t f, const trace *tr, const trace_meta *meta, const cha
 }
 
 int trace_write(const trace *tr, const trace_meta *meta, const char *path, err *e) {
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  char *dcopy = strdup(path), *bcopy = strdup(path);
-  if (!dcopy || !bcopy) {
-    free(dcopy);
-    free(bcopy);
-    return err_set(e, EXIT_RUNTIME, "%s: out of memory", path);
+  h5io_file f;
+  if (h5io_create(path, &f, e) != 0) return -1;
+  if (write_all(f.file, tr, meta, path, e) != 0) {
+    h5io_abort(&f);
+    return -1;
   }
-  const char *dir = dirname(dcopy), *base = basename(bcopy);
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", dir, base, (long)getpid());
-  int rc = 0;
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) {
-    rc = err_set(e, EXIT_RUNTIME, "%s: HDF5 could not create the file (directory missing or not writable?)", path);
-  } else {
-    rc = write_all(f, tr, meta, path, e);
-    if (H5Fclose(f) < 0 && rc == 0) rc = h5_fail(e, path, "the file (close)");
-  }
-  if (rc == 0) {
-    int fd = open(tmp, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) rc = err_errno(e, errno, "%s: fsync", tmp);
-    if (fd >= 0) close(fd);
-  }
-  if (rc == 0 && rename(tmp, path) != 0) rc = err_errno(e, errno, "%s: rename to %s", tmp, path);
-  if (rc == 0) rc = fs_fsync_dir(dir, e);
-  if (rc != 0) unlink(tmp);
-  free(dcopy);
-  free(bcopy);
-  return rc;
+  return h5io_commit(&f, e);
 }
 
 /* ---------------------------------------------------------------- reading */
