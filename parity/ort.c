@@ -153,6 +153,12 @@ static int st_fail(const ort_runtime *rt, OrtStatus *st, err *e, const char *fmt
 
 /* ---- runtime ---------------------------------------------------------------------------- */
 
+/* CreateEnv in a frame of its own: ONNX Runtime 1.30 leaks one 14-byte block inside it (once
+ * per process), and tests/lsan-onnxruntime.supp suppresses leaks under this function only. */
+__attribute__((noinline)) static OrtStatus *ort_create_env(const ort_runtime *rt, OrtEnv **env) {
+  return rt->f.CreateEnv(ORT_LOG_FATAL, "gptoss-mpi", env);
+}
+
 static const char *lib_source(const char *lib, const char **path) {
   if (lib) { *path = lib; return "--ort-lib"; }
   const char *env = getenv("ORT_LIB");
@@ -241,7 +247,7 @@ int ort_open(const char *lib, ort_runtime **out, err *e) {
   ORT_SLOTS(X_BIND)
 #undef X_BIND
 
-  OrtStatus *st = rt->f.CreateEnv(ORT_LOG_FATAL, "gptoss-mpi", &rt->env);
+  OrtStatus *st = ort_create_env(rt, &rt->env);
   if (st) { st_fail(rt, st, e, "ONNX Runtime %s: cannot create the environment", path); goto fail; }
   st = rt->f.CreateCpuMemoryInfo(ORT_ARENA_ALLOCATOR, ORT_MEM_DEFAULT, &rt->cpu);
   if (st) { st_fail(rt, st, e, "ONNX Runtime %s: cannot describe CPU memory", path); goto fail; }

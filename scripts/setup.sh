@@ -2,7 +2,11 @@
 # Install what gptoss-mpi needs to build and test, if it is missing (Debian 12).
 # Idempotent: checks with dpkg-query first and does nothing when all is there.
 # As root it runs apt-get itself; otherwise it prints the exact command and fails.
+# Then ONNX Runtime (parity against an exported model, docs/onnxruntime.md): the npm package
+# onnxruntime-node@1.30.0 under .deps/ort, whose libonnxruntime.so.1 is the build's default
+# --ort-lib. Quick when present; plain `cmake --build` never needs it.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PKGS=(
   gcc make cmake pkg-config git             # toolchain
@@ -12,7 +16,13 @@ PKGS=(
   libopenblas-dev                            # matrix work
   libcjson-dev                               # JSON (safetensors headers, config.json)
   python3-h5py python3-numpy                 # tests read HDF5 output back (never in the product)
+  python3-onnx                               # tests build tiny ONNX models (never in the product)
 )
+# npm fetches ONNX Runtime (below). Debian's package only when there is no npm at all (a
+# NodeSource nodejs brings its own npm, which Debian's npm would conflict with).
+if ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(npm)
+fi
 # Extra packages for `make test` only: clang for the libFuzzer targets, its sanitizer runtime.
 if [ "${1:-}" = "--test" ]; then
   PKGS+=(clang libclang-rt-14-dev)
@@ -25,16 +35,32 @@ for p in "${PKGS[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -ne 0 ]; then
+  cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "gptoss-mpi setup: missing packages: ${missing[*]}" >&2
+    echo "run as root:  $cmd" >&2
+    exit 1
+  fi
+  echo "gptoss-mpi setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "gptoss-mpi setup: missing packages: ${missing[*]}" >&2
-  echo "run as root:  $cmd" >&2
-  exit 1
+# ONNX Runtime: the npm package ships the official Linux x64 CPU build of libonnxruntime.so.1.
+# --ignore-scripts: its postinstall would try to download CUDA parts we do not use.
+ORT_VERSION=1.30.0
+ORT_PREFIX=.deps/ort
+ORT_LIB_PATH=$ORT_PREFIX/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
+if [ ! -f "$ORT_LIB_PATH" ]; then
+  echo "gptoss-mpi setup: installing onnxruntime-node@$ORT_VERSION (ONNX Runtime) under $ORT_PREFIX" >&2
+  mkdir -p "$ORT_PREFIX"
+  if ! npm install --ignore-scripts --no-audit --no-fund --prefix "$PWD/$ORT_PREFIX" \
+         "onnxruntime-node@$ORT_VERSION" >"$ORT_PREFIX/npm.log" 2>&1 || [ ! -f "$ORT_LIB_PATH" ]; then
+    cat "$ORT_PREFIX/npm.log" >&2
+    echo "gptoss-mpi setup: could not install onnxruntime-node@$ORT_VERSION (log: $ORT_PREFIX/npm.log)." >&2
+    echo "  Without network access, point --ort-lib or ORT_LIB at libonnxruntime.so.1 of an ONNX Runtime" >&2
+    echo "  release >= 1.22 instead (docs/onnxruntime.md); only parity against ONNX models needs it." >&2
+    exit 1
+  fi
 fi
-echo "gptoss-mpi setup: installing ${missing[*]}" >&2
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
