@@ -15,6 +15,7 @@ static const struct {
     {"synth", cmd_synth, "write a random checkpoint in the official layout"},
     {"plan", cmd_plan, "print which rank owns which layers and experts, and its memory"},
     {"run", cmd_run, "forward pass and greedy generation; optional HDF5 trace"},
+    {"parity", cmd_parity, "routing-parity report: reference vs candidate, layer by layer"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,225 @@
+/* Routing parity metrics (compare.h). */
+#include "compare.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void parity_thresholds_default(parity_thresholds *t) {
+  t->tie_margin = 0.0;
+  t->min_set_match = 1.0;
+  t->max_weight_diff = 1e-4;
+  t->max_logits_rel = 1e-4;
+}
+
+void parity_result_free(parity_result *r) {
+  free(r->set_match);
+  free(r->order_match);
+  free(r->near_tie);
+  free(r->after_mismatch);
+  free(r->weight_diff);
+  free(r->router_diff);
+  free(r->attn_err);
+  free(r->mlp_err);
+  free(r->margin);
+  free(r->layers);
+  free(r->top1_match);
+  memset(r, 0, sizeof *r);
+}
+
+static double max_abs(const float *a, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (fabs(a[i]) > m) m = fabs(a[i]);
+  return m;
+}
+
+/* k-th minus (k+1)-th largest of row[0..E) (+inf when k == E: nothing could take its place). */
+static double router_margin(const float *row, int E, int K) {
+  if (K >= E) return INFINITY;
+  /* the K+1 largest values in descending order (insertion into a short sorted list) */
+  double top[1024 + 1];
+  int n = 0;
+  for (int i = 0; i < E; i++) {
+    double v = row[i];
+    int p = n < K + 1 ? n++ : K + 1;
+    if (p == K + 1 && v <= top[K]) continue;
+    if (p == K + 1) p = K;
+    while (p > 0 && top[p - 1] < v) {
+      top[p] = top[p - 1];
+      p--;
+    }
+    top[p] = v;
+  }
+  return top[K - 1] - top[K];
+}
+
+/* Row error: max |a - b| over n values divided by scale (0 when scale is 0 and equal). */
+static double row_err(const float *a, const float *b, size_t n, double scale) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)a[i] - (double)b[i]);
+    if (d > m || isnan(d)) m = isnan(d) ? INFINITY : d;
+  }
+  return scale > 0 ? m / scale : m;
+}
+
+__attribute__((format(printf, 3, 4))) static void add_reason(parity_result *r, int layer,
+                                                             const char *fmt, ...) {
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  size_t n = strlen(r->reasons);
+  snprintf(r->reasons + n, sizeof r->reasons - n, "%s%s", n ? "; " : "", buf);
+  if (layer >= 0 && (r->first_bad_layer < 0 || layer < r->first_bad_layer)) r->first_bad_layer = layer;
+}
+
+int parity_compare(const trace *ref, const trace *cand, const parity_thresholds *th,
+                   parity_result *r, err *e) {
+  memset(r, 0, sizeof *r);
+  if (ref->T != cand->T || ref->n_layers != cand->n_layers || ref->K != cand->K ||
+      ref->E != cand->E || ref->V != cand->V || ref->D != cand->D)
+    return err_set(e, EXIT_RUNTIME, "parity: traces do not match in shape: reference T=%d L=%d "
+                   "K=%d E=%d V=%d D=%d, candidate T=%d L=%d K=%d E=%d V=%d D=%d", ref->T,
+                   ref->n_layers, ref->K, ref->E, ref->V, ref->D, cand->T, cand->n_layers,
+                   cand->K, cand->E, cand->V, cand->D);
+  for (int t = 0; t < ref->T; t++)
+    if (ref->input_ids[t] != cand->input_ids[t])
+      return err_set(e, EXIT_RUNTIME, "parity: the traces saw different token ids at position %d "
+                     "(%d vs %d)", t, ref->input_ids[t], cand->input_ids[t]);
+  if (ref->K > 1024 || ref->E < 1)
+    return err_set(e, EXIT_RUNTIME, "parity: top-k %d is beyond what the report supports", ref->K);
+  const int T = ref->T, L = ref->n_layers, K = ref->K, E = ref->E, D = ref->D, V = ref->V;
+  const size_t LT = (size_t)L * T;
+  r->T = T; r->L = L; r->K = K; r->E = E;
+  r->first_bad_layer = -1;
+  r->set_match = calloc(LT ? LT : 1, 1);
+  r->order_match = calloc(LT ? LT : 1, 1);
+  r->near_tie = calloc(LT ? LT : 1, 1);
+  r->after_mismatch = calloc(LT ? LT : 1, 1);
+  r->weight_diff = calloc(LT ? LT : 1, sizeof(float));
+  r->router_diff = calloc(LT ? LT : 1, sizeof(float));
+  r->attn_err = calloc(LT ? LT : 1, sizeof(float));
+  r->mlp_err = calloc(LT ? LT : 1, sizeof(float));
+  r->margin = calloc(LT ? LT : 1, sizeof(float));
+  r->layers = calloc(L ? (size_t)L : 1, sizeof *r->layers);
+  r->top1_match = calloc(T ? (size_t)T : 1, 1);
+  if (!r->set_match || !r->order_match || !r->near_tie || !r->after_mismatch || !r->weight_diff || !r->router_diff ||
+      !r->attn_err || !r->mlp_err || !r->margin || !r->layers || !r->top1_match) {
+    parity_result_free(r);
+    return err_set(e, EXIT_RUNTIME, "parity: out of memory");
+  }
+  r->has_router = 1;
+  r->has_hidden = 1;
+  for (int l = 0; l < L; l++) {
+    const model_layer_capture *a = &ref->layers[l], *b = &cand->layers[l];
+    parity_layer *pl = &r->layers[l];
+    const int have_router = a->router_logits && b->router_logits;
+    const int have_hidden = a->hidden_after_attn && b->hidden_after_attn && a->hidden_after_mlp &&
+                            b->hidden_after_mlp;
+    r->has_router &= have_router;
+    r->has_hidden &= have_hidden;
+    const double s_attn = have_hidden ? max_abs(a->hidden_after_attn, (size_t)T * D) : 0;
+    const double s_mlp = have_hidden ? max_abs(a->hidden_after_mlp, (size_t)T * D) : 0;
+    int n_set = 0, n_order = 0, n_w = 0;
+    double w_sum = 0;
+    pl->margin_min = INFINITY;
+    pl->router_max = have_router ? 0 : NAN;
+    pl->attn_err = pl->mlp_err = have_hidden ? 0 : NAN;
+    for (int t = 0; t < T; t++) {
+      const size_t i = (size_t)l * T + t;
+      const int32_t *ia = a->topk_indices + (size_t)t * K, *ib = b->topk_indices + (size_t)t * K;
+      const float *wa = a->topk_weights + (size_t)t * K, *wb = b->topk_weights + (size_t)t * K;
+      int order = 1, set = 1;
+      double wmax = 0;
+      for (int j = 0; j < K; j++) {
+        if (ia[j] != ib[j]) order = 0;
+        int found = -1;
+        for (int j2 = 0; j2 < K; j2++)
+          if (ib[j2] == ia[j]) found = j2;
+        if (found < 0) {
+          set = 0;
+          continue;
+        }
+        double d = fabs((double)wa[j] - (double)wb[found]);
+        if (isnan(d)) d = INFINITY;
+        if (d > wmax) wmax = d;
+        w_sum += d;
+        n_w++;
+      }
+      const double margin = a->router_logits ? router_margin(a->router_logits + (size_t)t * E, E, K)
+                                             : INFINITY;
+      r->set_match[i] = (uint8_t)set;
+      r->order_match[i] = (uint8_t)order;
+      r->weight_diff[i] = (float)wmax;
+      r->margin[i] = (float)margin;
+      n_set += set;
+      n_order += order;
+      if (wmax > pl->weight_max) pl->weight_max = wmax;
+      if (margin < pl->margin_min) pl->margin_min = margin;
+      if (!set) {
+        for (int l2 = 0; l2 < l; l2++)
+          if (!r->set_match[(size_t)l2 * T + t]) r->after_mismatch[i] = 1;
+        if (margin < th->tie_margin) {
+          r->near_tie[i] = 1;
+          pl->n_near_tie++;
+        } else {
+          pl->n_mismatch++;
+        }
+        if (margin > pl->mismatch_margin_max) pl->mismatch_margin_max = margin;
+      }
+      if (have_router) {
+        double d = row_err(a->router_logits + (size_t)t * E, b->router_logits + (size_t)t * E, (size_t)E, 0);
+        r->router_diff[i] = (float)d;
+        if (d > pl->router_max) pl->router_max = d;
+      }
+      if (have_hidden) {
+        double da = row_err(a->hidden_after_attn + (size_t)t * D, b->hidden_after_attn + (size_t)t * D, (size_t)D, s_attn);
+        double dm = row_err(a->hidden_after_mlp + (size_t)t * D, b->hidden_after_mlp + (size_t)t * D, (size_t)D, s_mlp);
+        r->attn_err[i] = (float)da;
+        r->mlp_err[i] = (float)dm;
+        if (da > pl->attn_err) pl->attn_err = da;
+        if (dm > pl->mlp_err) pl->mlp_err = dm;
+      }
+    }
+    pl->set_match = T ? (double)n_set / T : 1;
+    pl->order_match = T ? (double)n_order / T : 1;
+    pl->weight_mean = n_w ? w_sum / n_w : 0;
+    /* verdict per layer: near-ties count as matches */
+    const double set_rate = T ? (double)(T - pl->n_mismatch) / T : 1;
+    if (set_rate < th->min_set_match)
+      add_reason(r, l, "layer %d: expert sets match for %.4g of the tokens (threshold %.4g)", l,
+                 set_rate, th->min_set_match);
+    if (!(pl->weight_max <= th->max_weight_diff))
+      add_reason(r, l, "layer %d: top-k weights differ by %.3g (threshold %.3g)", l,
+                 pl->weight_max, th->max_weight_diff);
+  }
+
+  /* final logits */
+  const double s = max_abs(ref->logits, (size_t)T * V);
+  int agree = 0;
+  for (int t = 0; t < T; t++) {
+    const float *a = ref->logits + (size_t)t * V, *b = cand->logits + (size_t)t * V;
+    int ba = 0, bb = 0;
+    for (int v = 0; v < V; v++) {
+      double d = fabs((double)a[v] - (double)b[v]);
+      if (isnan(d)) d = INFINITY;
+      if (d > r->logits_max_abs) r->logits_max_abs = d;
+      if (a[v] > a[ba]) ba = v;
+      if (b[v] > b[bb]) bb = v;
+    }
+    r->top1_match[t] = (uint8_t)(ba == bb);
+    agree += ba == bb;
+  }
+  r->logits_rel = s > 0 ? r->logits_max_abs / s : r->logits_max_abs;
+  r->top1_agree = T ? (double)agree / T : 1;
+  if (!(r->logits_rel <= th->max_logits_rel))
+    add_reason(r, -1, "final logits differ by %.3g of max|ref| (threshold %.3g)", r->logits_rel,
+               th->max_logits_rel);
+  r->pass = r->reasons[0] == '\0';
+  return 0;
+}

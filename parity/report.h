@@ -1,0 +1,30 @@
+/* report: the parity report as HDF5 (schema in docs/parity-report.md), a Markdown summary and
+ * an SVG chart of the per-layer match rate and errors. All files are written atomically (a
+ * report is written whatever the verdict). Local (no MPI). */
+#ifndef GPTOSS_REPORT_H
+#define GPTOSS_REPORT_H
+
+#include "compare.h"
+#include "config.h"
+#include "err.h"
+#include "trace.h"
+
+typedef struct {
+  const char *checkpoint;     /* directory */
+  const char *reference;      /* what produced the reference, e.g. "C forward (4 ranks)" */
+  const char *candidate;      /* e.g. "ONNX Runtime 1.30.0: out/model.onnx" */
+  const char *precision;      /* of the reference run */
+  int n_ranks;
+  const gpt_config *config;
+  const parity_thresholds *thresholds;
+} parity_meta;
+
+/* ref/cand: the compared traces (for the prompt and the expert ids of each mismatch). */
+int parity_report_write(const char *path, const parity_result *r, const parity_meta *m,
+                        const trace *ref, const trace *cand, err *e);
+/* Markdown summary; svg_name (may be NULL) is the chart's file name, linked from the summary. */
+int parity_summary_write(const char *path, const char *svg_name, const parity_result *r,
+                         const parity_meta *m, const trace *ref, const trace *cand, err *e);
+int parity_chart_write(const char *path, const parity_result *r, err *e);
+
+#endif

@@ -1,0 +1,4 @@
+# parity harness (issue 6).
+add_test(NAME parity_files COMMAND ${PY3} ${CMAKE_CURRENT_SOURCE_DIR}/parity_files.py ${GPTOSS_BIN}
+         ${GOLDEN} ${CMAKE_CURRENT_BINARY_DIR}/parity_files)
+set_tests_properties(parity_files PROPERTIES LABELS "golden;mpi;parity" TIMEOUT 300)
