@@ -79,7 +79,8 @@ static void print_table(const plan *p, uint64_t mem_limit) {
            human(x->peak_bytes, b[5], 24), mem_limit && x->peak_bytes > mem_limit ? "  OVER" : "");
   }
   printf("role: L = stage leader (attention, router), E = embedding, H = final norm + unembedding\n"
-         "peak = checkpoint bytes mapped (page cache, shared by the ranks of a node) + scratch + kv\n");
+         "peak = checkpoint bytes read (page cache, shared by the ranks of a node; of the embedding\n"
+         "only the looked-up rows) + scratch + kv + process baseline\n");
 }
 
 static char *plan_json(const plan *p, const ckpt *ck) {
@@ -108,8 +109,10 @@ static char *plan_json(const plan *p, const ckpt *ck) {
     cJSON_AddNumberToObject(o, "mapped_attn_bytes", (double)x->mapped_attn_bytes);
     cJSON_AddNumberToObject(o, "mapped_expert_bytes", (double)x->mapped_expert_bytes);
     cJSON_AddNumberToObject(o, "mapped_bytes", (double)x->mapped_bytes);
+    cJSON_AddNumberToObject(o, "resident_bytes", (double)x->resident_bytes);
     cJSON_AddNumberToObject(o, "scratch_bytes", (double)x->scratch_bytes);
     cJSON_AddNumberToObject(o, "kv_bytes", (double)x->kv_bytes);
+    cJSON_AddNumberToObject(o, "base_bytes", (double)x->base_bytes);
     cJSON_AddNumberToObject(o, "peak_bytes", (double)x->peak_bytes);
     cJSON_AddItemToArray(arr, o);
   }

@@ -8,12 +8,16 @@
  * holds T = prompt + N - 1 positions (prompt alone for N = 0 or 1). The ranks agree after every
  * phase (dist_agree): one error line from rank 0 naming the failing rank, the same exit code on
  * every rank, no trace file. Collective over MPI_COMM_WORLD. */
+#include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "atomic.h"
 #include "ckpt.h"
 #include "cli.h"
 #include "log.h"
@@ -159,6 +163,38 @@ typedef struct {
   double open, load, prefill, decode, trace;
 } phase_times;
 
+/* The trace is first written (atomically, by trace_write) under a hidden staging name next to
+ * the target, and renamed to the target only after every rank agreed that the whole run
+ * succeeded (DESIGN.md "Failure policy"): a failure on any rank, even during the write, leaves
+ * no file that looks finished. Local (rank 0). */
+static int trace_staging_path(const char *path, char *out, size_t n, err *e) {
+  char *dcopy = strdup(path), *bcopy = strdup(path);
+  int rc = 0;
+  if (!dcopy || !bcopy)
+    rc = err_set(e, EXIT_RUNTIME, "%s: out of memory", path);
+  else if ((size_t)snprintf(out, n, "%s/.%s.part.%ld", dirname(dcopy), basename(bcopy),
+                            (long)getpid()) >= n)
+    rc = err_set(e, EXIT_RUNTIME, "%s: path too long", path);
+  free(dcopy);
+  free(bcopy);
+  return rc;
+}
+
+/* Rename the staged trace to its target and fsync the directory; on failure nothing is left
+ * under the target name. Local (rank 0). */
+static int trace_commit(const char *staged, const char *path, err *e) {
+  if (rename(staged, path) != 0) return err_errno(e, errno, "%s: rename to %s", staged, path);
+  char *dcopy = strdup(path);
+  if (!dcopy) {
+    unlink(path);
+    return err_set(e, EXIT_RUNTIME, "%s: out of memory", path);
+  }
+  int rc = fs_fsync_dir(dirname(dcopy), e);
+  free(dcopy);
+  if (rc != 0) unlink(path);
+  return rc;
+}
+
 /* The whole command on one rank; every return path has agreed with the other ranks, so e is
  * the same job-wide verdict everywhere. */
 static int run_dist(dist *d, const run_args *a, err *e) {
@@ -170,6 +206,7 @@ static int run_dist(dist *d, const run_args *a, err *e) {
   trace tr = {0};
   model_capture cap = {0}; /* points into tr; dfwd keeps it until dfwd_free */
   int have_trace = 0;
+  char staged[4096] = ""; /* rank 0: the written, not yet committed trace */
   int32_t *ids = NULL, *seq = NULL, *out_ids = NULL;
   int n_prompt = 0, rc = -1;
 
@@ -239,7 +276,7 @@ static int run_dist(dist *d, const run_args *a, err *e) {
     out_ids[k] = next;
     if (k == n_new - 1) break;
     seq[pos] = next;
-    if (dist_fault(d, "decode", e) != 0 && dist_agree(d, e) != 0) goto out;
+    dist_fault(d, "decode", e); /* dfwd_step skips the work and agrees on the failure */
     if (dfwd_step(fw, seq + pos, 1, pos, tracing, &next, e) != 0) goto out;
     pos++;
     double now = log_now();
@@ -263,10 +300,15 @@ static int run_dist(dist *d, const run_args *a, err *e) {
       memcpy(tr.input_ids, seq, (size_t)T_all * sizeof *seq);
       trace_meta meta = {a->precision == MODEL_BF16 ? "bf16" : "fp32", d->size, ckpt_dir(ck), c};
       log_info("trace: writing %s", a->trace_path);
-      trace_write(&tr, &meta, a->trace_path, e);
+      char path[sizeof staged];
+      if (trace_staging_path(a->trace_path, path, sizeof path, e) == 0 &&
+          trace_write(&tr, &meta, path, e) == 0)
+        memcpy(staged, path, sizeof staged);
     } else if (d->rank != 0) {
       dist_fault(d, "trace", e);
     }
+    if (dist_agree(d, e) != 0) goto out;
+    if (d->rank == 0 && trace_commit(staged, a->trace_path, e) == 0) staged[0] = '\0';
     if (dist_agree(d, e) != 0) goto out;
     pt.trace = log_now() - t0;
   }
@@ -279,13 +321,14 @@ static int run_dist(dist *d, const run_args *a, err *e) {
 
   /* summary: time per phase, bytes read and sent, memory */
   const uint64_t my_touched = dist_resident_file_bytes(ckpt_dir(ck)), my_peak = dist_peak_rss();
-  uint64_t per_rank[4] = {my_touched, me->mapped_bytes, my_peak, me->peak_bytes};
+  uint64_t per_rank[5] = {my_touched, me->mapped_bytes, my_peak, me->peak_bytes, d->bytes_sent};
   uint64_t *all = d->rank == 0 ? malloc((size_t)d->size * sizeof per_rank) : NULL;
-  MPI_Gather(per_rank, 4, MPI_UINT64_T, all, 4, MPI_UINT64_T, 0, d->world);
+  MPI_Gather(per_rank, 5, MPI_UINT64_T, all, 5, MPI_UINT64_T, 0, d->world);
   for (int r = 0; all && r < d->size; r++)
     log_verbose("   rank %d: checkpoint bytes touched %llu (plan: %llu mapped); peak RSS %llu "
-                "(plan: %llu)", r, (unsigned long long)all[4 * r], (unsigned long long)all[4 * r + 1],
-                (unsigned long long)all[4 * r + 2], (unsigned long long)all[4 * r + 3]);
+                "(plan: %llu); bytes sent %llu", r, (unsigned long long)all[5 * r],
+                (unsigned long long)all[5 * r + 1], (unsigned long long)all[5 * r + 2],
+                (unsigned long long)all[5 * r + 3], (unsigned long long)all[5 * r + 4]);
   free(all);
   uint64_t touched = dist_sum_u64(d, my_touched);
   uint64_t sent = dist_sum_u64(d, d->bytes_sent);
@@ -297,6 +340,7 @@ static int run_dist(dist *d, const run_args *a, err *e) {
            peak / 1048576.0);
   rc = 0;
 out:
+  if (staged[0]) unlink(staged); /* written but not committed: the job failed */
   dfwd_free(fw);
   if (have_trace) trace_free(&tr);
   free(out_ids);

@@ -92,7 +92,7 @@ uint64_t dist_resident_file_bytes(const char *dir) {
     unsigned long long kb;
     char *slash;
     /* mapping header lines start with an address range "a-b perms ..." */
-    if (strchr(line, '-') && sscanf(line, "%*x-%*x %*s %*s %*s %*s %llu", &kb) == 1) {
+    if (strchr(line, '-') && sscanf(line, "%*x-%*x %*s %*s %*s %llu", &kb) == 1) {
       slash = strchr(line, '/');
       in = slash && strncmp(slash, root, rl) == 0 && slash[rl] == '/';
     } else if (in && sscanf(line, "Rss: %llu kB", &kb) == 1) {

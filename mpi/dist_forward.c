@@ -25,7 +25,7 @@ struct dfwd {
   int32_t *idx;              /* [max_T, K] */
   float *val, *w;            /* [max_T, K] */
   float *y;                  /* [max_T, K, D] expert outputs per slot */
-  float *logits;             /* [max_T, V] head rank, when not capturing */
+  float *logits;             /* [V] head rank, when not capturing: the last position's row */
   /* exchange: leader side */
   int *hdr;                  /* [1 + G] leader status, then tokens per group */
   int *tok;                  /* [G, max_T] tokens sent to each group */
@@ -107,7 +107,7 @@ int dfwd_init(dist *d, model *m, int n_layers, int max_tokens, int max_seq, int 
         f->recv_sw = xmalloc(T * K * I * sizeof(float), &fail);
       }
     }
-    if (me->has_head && !tracing) f->logits = xmalloc(T * V * sizeof(float), &fail);
+    if (me->has_head && !tracing) f->logits = xmalloc(V * sizeof(float), &fail);
   } else {
     f->sub_t = xmalloc(T * D * sizeof(float), &fail);
     f->sub_idx = xmalloc(T * K * sizeof(int32_t), &fail);
@@ -368,9 +368,10 @@ int dfwd_step(dfwd *f, const int32_t *ids, int T, int pos0, int all_logits, int3
   if (d->rank == H && e->code == 0 && dist_fault(d, "head", e) == 0) {
     float *fno = f->cap && f->cap->final_norm_out ? f->cap->final_norm_out + (size_t)pos0 * D : NULL;
     float *lg;
-    int rows = all_logits ? T : 1;
-    const float *xin = all_logits ? f->x : f->x + (size_t)(T - 1) * D;
-    if (fno && !all_logits) fno += (size_t)(T - 1) * D;
+    /* every position's logits only into a capture; otherwise the last row (f->logits is [V]) */
+    const int rows = all_logits && f->cap && f->cap->logits ? T : 1;
+    const float *xin = rows == T ? f->x : f->x + (size_t)(T - 1) * D;
+    if (fno && rows != T) fno += (size_t)(T - 1) * D;
     lg = f->cap && f->cap->logits ? f->cap->logits + (size_t)(pos0 + T - rows) * V : f->logits;
     if (model_head(f->m, xin, rows, fno, lg, e) == 0) {
       const float *last = lg + (size_t)(rows - 1) * V;

@@ -35,7 +35,8 @@ void dfwd_set_progress(dfwd *f, dfwd_progress_fn fn, void *ctx);
 
 /* One forward call on ids [T] (the same on every rank) at positions pos0..pos0+T-1. On success
  * every rank has *next_id = argmax of the last position's logits (lowest id on ties). With a
- * capture and all_logits, the head rank keeps the logits of every position in cap->logits. */
+ * capture and all_logits, the head rank keeps the logits of every position in cap->logits;
+ * otherwise it computes the last position's row only. */
 int dfwd_step(dfwd *f, const int32_t *ids, int T, int pos0, int all_logits, int32_t *next_id,
               err *e);
 

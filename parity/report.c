@@ -276,7 +276,8 @@ int parity_chart_write(const char *path, const parity_result *r, err *e) {
   tx(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
   tx(&t, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
   tx(&t, "<text x=\"%d\" y=\"22\" font-size=\"15\">Routing parity per layer: %s</text>\n", x0, r->pass ? "PASS" : "FAIL");
-  tx(&t, "<text x=\"%d\" y=\"%d\">expert-set match rate (%%)</text>\n", x0, top1 + 8);
+  tx(&t, "<text x=\"%d\" y=\"%d\">expert-set match rate (%%): green = every position matches, "
+         "red = failures, amber = near-ties</text>\n", x0, top1 + 8);
   for (int k = 0; k <= 4; k++) {
     double y = top1 + 15 + ph - ph * k / 4.0;
     tx(&t, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n",
@@ -292,8 +293,10 @@ int parity_chart_write(const char *path, const parity_result *r, err *e) {
     if (hm < h)
       tx(&t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#e9b949\"/>\n", x,
          top1 + 15 + ph - h, w, h - hm);
-    if (L <= 40 || l % (L / 20 + 1) == 0)
+    if (L <= 40 || l % (L / 20 + 1) == 0) {
       tx(&t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", x + w / 2, top1 + ph + 30, l);
+      tx(&t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", x + w / 2, top2 + ph + 30, l);
+    }
   }
   tx(&t, "<text x=\"%d\" y=\"%d\">errors (log scale): hidden after MLP (blue), after attention (grey), top-k weights (orange)</text>\n", x0, top2 + 8);
   for (int k = 0; k <= 9; k += 3) {

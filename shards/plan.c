@@ -55,6 +55,35 @@ uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq) {
   return 4 * (floats + ints);
 }
 
+uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, int leader,
+                             int has_head) {
+  const uint64_t T = max_tokens, D = c->hidden, K = c->top_k, E = c->n_experts, G = n_groups;
+  uint64_t words = E + 1 + G; /* expert_group, hdr (own: E bytes, below) */
+  if (leader) {
+    words += 2 * T * D + T * E + 3 * T * K + T * K * D + G * T + 4 * G;
+    if (G > 1) words += (G - 1) * T * D + (G - 1) * T * K + T * K * D;
+    if (has_head) words += c->vocab;
+  } else {
+    words += T * D + T * K + 2 * T * K * D;
+  }
+  return 4 * words + E;
+}
+
+/* fp32 bytes of model_open's conversion buffer (m->w) a rank writes: the largest bf16 matrix it
+ * converts. Attention and the router run on stage leaders only, the unembedding chunks on the
+ * head rank; other ranks never touch the buffer, so its pages stay unallocated. */
+static uint64_t convert_bytes(const gpt_config *c, int leader, int has_head) {
+  const uint64_t D = c->hidden, HD = (uint64_t)c->n_heads * c->head_dim, V = c->vocab;
+  uint64_t w = 0;
+  if (leader) {
+    w = config_qkv_rows(c) * D;
+    if (D * HD > w) w = D * HD;
+    if ((uint64_t)c->n_experts * D > w) w = (uint64_t)c->n_experts * D;
+  }
+  if (has_head && (V < 4096 ? V : 4096) * D > w) w = (V < 4096 ? V : 4096) * D;
+  return 4 * w;
+}
+
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq) {
   return 2ull * 4ull * (uint64_t)n_layers * (uint64_t)max_seq * (uint64_t)c->n_kv_heads *
          (uint64_t)c->head_dim;
@@ -134,6 +163,9 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
   balance_stages(c->n_layers, n_stages, layer, embed, head, out->stage_layer0);
 
   const uint64_t scratch = plan_scratch_bytes(c, max_tokens, max_seq);
+  /* only the looked-up rows of the embedding are read (at most max_seq distinct ids) */
+  const uint64_t rows = (uint64_t)max_seq < V ? (uint64_t)max_seq : V;
+  const uint64_t embed_resident = rows * PLAN_EMBED_ROW_RESIDENT < embed ? rows * PLAN_EMBED_ROW_RESIDENT : embed;
   for (int r = 0; r < n_ranks; r++) {
     plan_rank *pr = &out->ranks[r];
     pr->rank = r;
@@ -150,9 +182,12 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
     pr->mapped_attn_bytes = pr->leader ? attn * (uint64_t)pr->n_layers : 0;
     pr->mapped_expert_bytes = expert * (uint64_t)pr->n_experts * (uint64_t)pr->n_layers;
     pr->mapped_bytes = pr->mapped_global_bytes + pr->mapped_attn_bytes + pr->mapped_expert_bytes;
-    pr->scratch_bytes = scratch + (pr->has_head ? 4ull * (uint64_t)max_tokens * V : 0);
+    pr->resident_bytes = pr->mapped_bytes - (pr->has_embedding ? embed - embed_resident : 0);
+    pr->scratch_bytes = scratch - convert_bytes(c, 1, 1) + convert_bytes(c, pr->leader, pr->has_head) +
+                        plan_exchange_bytes(c, max_tokens, G, pr->leader, pr->has_head);
     pr->kv_bytes = pr->leader ? plan_kv_bytes(c, pr->n_layers, max_seq) : 0;
-    pr->peak_bytes = pr->mapped_bytes + pr->scratch_bytes + pr->kv_bytes;
+    pr->base_bytes = PLAN_PROCESS_BYTES;
+    pr->peak_bytes = pr->resident_bytes + pr->scratch_bytes + pr->kv_bytes + pr->base_bytes;
   }
   return 0;
 }

@@ -7,8 +7,9 @@
  * stage, group g (rank s*G + g) owns the expert range [expert0, expert0 + n_experts) of every
  * layer of the stage; group 0 is the stage leader and also runs attention, the router and the
  * stage's share of embedding/head. Every rank's memory is predicted as the checkpoint bytes it
- * maps (file-backed pages it touches) plus the fp32 scratch, KV cache and activations of the
- * forward pass (anonymous memory). Local (no MPI). */
+ * reads (file-backed pages it touches: every mapped byte, except that of the embedding only the
+ * rows looked up are read) plus the fp32 scratch, KV cache and activations of the forward pass
+ * and the exchange buffers (anonymous memory) plus the process baseline. Local (no MPI). */
 #ifndef GPTOSS_PLAN_H
 #define GPTOSS_PLAN_H
 
@@ -27,9 +28,14 @@ typedef struct {
   uint64_t mapped_attn_bytes;      /* attention + router bf16 tensors of its layers */
   uint64_t mapped_expert_bytes;    /* MXFP4 blocks/scales + expert biases of its experts */
   uint64_t mapped_bytes;           /* sum of the three */
-  uint64_t scratch_bytes;          /* fp32 scratch: converted weights, decoded panels, activations */
+  uint64_t resident_bytes;         /* of those, predicted resident: mapped_bytes with the embedding
+                                    * counted as max_seq rows of PLAN_EMBED_ROW_RESIDENT bytes */
+  uint64_t scratch_bytes;          /* fp32 scratch: converted weights (the part of the buffer this
+                                    * rank writes), decoded panels, activations, exchange buffers
+                                    * of the distributed pass, head logits row */
   uint64_t kv_bytes;               /* KV cache of its layers for max_seq positions */
-  uint64_t peak_bytes;             /* mapped + scratch + kv */
+  uint64_t base_bytes;             /* process baseline (PLAN_PROCESS_BYTES) */
+  uint64_t peak_bytes;             /* resident + scratch + kv + base */
 } plan_rank;
 
 typedef struct {
@@ -40,6 +46,15 @@ typedef struct {
 } plan;
 
 #define PLAN_MAX_STAGES 1024
+/* A looked-up embedding row costs about one page-cache folio of resident memory, not its 2*D
+ * bytes: the kernel maps the folio around a fault (Linux 6.18 on ext4: folios up to 2 MiB;
+ * measured 0.9-1.6 MiB per row at 20b widths, depending on the folios in the page cache; older
+ * kernels map 64 KiB of fault-around). A typical figure, not a bound. */
+#define PLAN_EMBED_ROW_RESIDENT (1ull << 20)
+/* Resident memory of a rank before it reads or allocates anything: MPI (shared-memory transport),
+ * OpenBLAS, HDF5 and the C runtime; VmHWM of runs of the 3 MB case-a checkpoint at 1-4 ranks was
+ * 20-24 MiB (docs/distributed.md). */
+#define PLAN_PROCESS_BYTES (24ull << 20)
 
 /* Make the plan. n_stages 0 = plan_default_stages. Errors (code 2): n_ranks < 1, stages not
  * dividing n_ranks, more stages than layers, more groups than experts. Caller owns out->ranks
@@ -60,6 +75,11 @@ uint64_t plan_expert_bytes(const gpt_config *c);
 /* Anonymous memory of the forward pass on one rank (the allocations of model_open for
  * max_tokens tokens per call and max_seq positions), excluding the KV cache. */
 uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq);
+/* Buffers of the distributed pass on one rank (mirrors dfwd_init in mpi/dist_forward.c without
+ * tracing): hidden state, router outputs and expert rows of the stage leader, token rows and
+ * expert outputs exchanged with the other groups, one row of logits on the head rank. */
+uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, int leader,
+                             int has_head);
 /* KV cache bytes for n_layers layers and max_seq positions. */
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq);
 

@@ -24,7 +24,10 @@ static void check_partition(const char *what, const gpt_config *c, int P, int S)
     n_embed += x->has_embedding;
     n_head += x->has_head;
     TU_CHECK(x->n_experts >= 1, "%s: rank %d has no experts", what, r);
-    TU_CHECK(x->peak_bytes == x->mapped_bytes + x->scratch_bytes + x->kv_bytes, "%s: peak", what);
+    TU_CHECK(x->peak_bytes == x->resident_bytes + x->scratch_bytes + x->kv_bytes + x->base_bytes,
+             "%s: peak", what);
+    TU_CHECK(x->resident_bytes <= x->mapped_bytes &&
+             (x->has_embedding || x->resident_bytes == x->mapped_bytes), "%s: resident", what);
     if (x->group + 1 < p.n_groups)
       TU_CHECK(p.ranks[r + 1].expert0 == x->expert0 + x->n_experts, "%s: experts not contiguous", what);
     else
