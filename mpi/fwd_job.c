@@ -1,0 +1,214 @@
+/* The forward pass as one distributed job (fwd_job.h). */
+#include "fwd_job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "plan.h"
+
+int fwd_job_opts_init(fwd_job_opts *o, long default_max_tokens, err *e) {
+  memset(o, 0, sizeof *o);
+  o->max_tokens = default_max_tokens;
+  o->threads = 1;
+  o->progress_s = 10.0;
+  const char *env = getenv("GPTOSS_THREADS");
+  if (env && *env && cli_parse_long(env, "GPTOSS_THREADS", 1, 1024, &o->threads, e) != 0) return -1;
+  return 0;
+}
+
+int fwd_job_opt(fwd_job_opts *o, int opt, const char *arg, err *e) {
+  switch (opt) {
+    case FWD_OPT_IDS: o->ids_arg = arg; return 1;
+    case FWD_OPT_FILE: o->ids_file = arg; return 1;
+    case FWD_OPT_MAXTOK: return cli_parse_long(arg, "--max-tokens", 0, 1000000, &o->max_tokens, e) ? -1 : 1;
+    case FWD_OPT_MAXLAYERS: return cli_parse_long(arg, "--max-layers", 1, 1000000, &o->max_layers, e) ? -1 : 1;
+    case FWD_OPT_THREADS: return cli_parse_long(arg, "--threads", 1, 1024, &o->threads, e) ? -1 : 1;
+    case FWD_OPT_STAGES: return cli_parse_long(arg, "--stages", 1, PLAN_MAX_STAGES, &o->stages, e) ? -1 : 1;
+    case FWD_OPT_PREC:
+      if (!strcmp(arg, "fp32")) o->precision = MODEL_FP32;
+      else if (!strcmp(arg, "bf16")) o->precision = MODEL_BF16;
+      else return err_set(e, EXIT_USAGE, "--precision: '%s' is not fp32 or bf16", arg), -1;
+      return 1;
+    default: return 0;
+  }
+}
+
+typedef struct {
+  double t0, last, every;
+} progress_state;
+
+static void on_layer(void *ctx, int done, int n) {
+  progress_state *p = ctx;
+  const double now = log_now();
+  if (p->every <= 0 || now - p->last < p->every || done == n) return;
+  p->last = now;
+  const double rate = done / (now - p->t0);
+  log_info("prefill: %d/%d layers, %.2f layers/s, %.0f s left", done, n, rate, (n - done) / rate);
+}
+
+/* Check the tensors this rank owns before any use (no NaN/inf, no overflowing MXFP4 scale):
+ * a corrupt tensor that only one rank reads is reported by that rank. */
+static int check_owned(const ckpt *ck, const plan_rank *me, int n_layers, err *e) {
+  static const ckpt_role attn_roles[] = {CK_ATTN_NORM, CK_QKV_W, CK_QKV_B, CK_SINKS, CK_OUT_W,
+                                         CK_OUT_B, CK_MLP_NORM, CK_GATE_W, CK_GATE_B};
+  static const ckpt_role expert_roles[] = {CK_MLP1_SCALES, CK_MLP1_BIAS, CK_MLP2_SCALES, CK_MLP2_BIAS};
+  int last = me->layer0 + me->n_layers < n_layers ? me->layer0 + me->n_layers : n_layers;
+  for (int l = me->layer0; l < last; l++) {
+    for (size_t i = 0; me->leader && i < sizeof attn_roles / sizeof attn_roles[0]; i++) {
+      const ckpt_tensor *t = ckpt_tensor_find(ck, l, attn_roles[i]);
+      if (ckpt_check_rows(ck, t, 0, t->n_dims ? t->shape[0] : 1, e) != 0) return -1;
+    }
+    for (size_t i = 0; i < sizeof expert_roles / sizeof expert_roles[0]; i++)
+      if (ckpt_check_rows(ck, ckpt_tensor_find(ck, l, expert_roles[i]), me->expert0,
+                          me->n_experts, e) != 0)
+        return -1;
+  }
+  if (me->has_head) {
+    const ckpt_tensor *n = ckpt_tensor_find(ck, -1, CK_NORM), *u = ckpt_tensor_find(ck, -1, CK_UNEMBEDDING);
+    if (ckpt_check_rows(ck, n, 0, n->shape[0], e) != 0 || ckpt_check_rows(ck, u, 0, u->shape[0], e) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
+  memset(j, 0, sizeof *j);
+  j->t_start = log_now();
+  int32_t *ids = NULL;
+  model_set_threads((int)o->threads);
+
+  /* open */
+  log_info("== open: %s (%d rank%s)", o->ckpt, d->size, d->size > 1 ? "s" : "");
+  if (dist_fault(d, "open", e) == 0) ckpt_open(o->ckpt, &j->ck, e);
+  if (dist_agree(d, e) != 0) return -1;
+  const gpt_config *c = ckpt_config(j->ck);
+  int id_rc = o->ids_arg ? cli_parse_ids(o->ids_arg, "--prompt-ids", c->vocab - 1, &ids, &j->n_prompt, e)
+                         : cli_read_ids_file(o->ids_file, c->vocab - 1, &ids, &j->n_prompt, e);
+  if (id_rc == 0 && o->max_layers > c->n_layers)
+    err_set(e, EXIT_USAGE, "--max-layers %ld: the checkpoint has %d layers", o->max_layers,
+            c->n_layers);
+  if (dist_agree(d, e) != 0) {
+    free(ids);
+    return -1;
+  }
+  j->n_layers = o->max_layers ? (int)o->max_layers : c->n_layers;
+  j->n_new = (int)o->max_tokens;
+  j->T_all = j->n_prompt + (j->n_new > 1 ? j->n_new - 1 : 0);
+
+  /* plan: a bad split is the same usage error everywhere */
+  dist_setup(d, c, (int)o->stages, j->n_prompt, j->T_all, e);
+  if (dist_agree(d, e) != 0) {
+    free(ids);
+    return -1;
+  }
+  const plan_rank *me = d->me;
+  log_info("== plan: %d stages x %d expert groups; rank 0 holds layers %d-%d, experts %d-%d",
+           d->plan.n_stages, d->plan.n_groups, me->layer0, me->layer0 + me->n_layers - 1,
+           me->expert0, me->expert0 + me->n_experts - 1);
+  j->times.open = log_now() - j->t_start;
+
+  /* load: owned-tensor check, scratch, buffers */
+  double t0 = log_now();
+  log_info("== load: %d layers of %d, %d prompt tokens, %d new, precision %s", j->n_layers,
+           c->n_layers, j->n_prompt, j->n_new, o->precision == MODEL_BF16 ? "bf16" : "fp32");
+  model_opts mo = {.max_tokens = j->n_prompt, .max_seq = j->T_all, .precision = o->precision};
+  const int captures = o->tracing && (me->leader || d->rank == 0);
+  /* "alloc" stands for a failed allocation in the fault tests */
+  if (dist_fault(d, "alloc", e) == 0 && dist_fault(d, "load", e) == 0 &&
+      check_owned(j->ck, me, j->n_layers, e) == 0 && model_open(j->ck, &mo, &j->m, e) == 0 &&
+      (!captures || (j->have_trace = trace_alloc(&j->tr, c, j->T_all, j->n_layers, e) == 0))) {
+    if (captures) trace_capture(&j->tr, &j->cap);
+    dfwd_init(d, j->m, j->n_layers, j->n_prompt, j->T_all, o->tracing, captures ? &j->cap : NULL,
+              &j->fw, e);
+  }
+  j->seq = malloc((size_t)j->T_all * sizeof *j->seq);
+  j->out_ids = malloc((size_t)(j->n_new > 0 ? j->n_new : 1) * sizeof *j->out_ids);
+  if (e->code == 0 && (!j->seq || !j->out_ids)) err_set(e, EXIT_RUNTIME, "out of memory");
+  if (j->seq) memcpy(j->seq, ids, (size_t)j->n_prompt * sizeof *ids);
+  free(ids);
+  if (dist_agree(d, e) != 0) return -1;
+  j->times.load = log_now() - t0;
+
+  /* prefill */
+  log_info("== prefill: %d tokens", j->n_prompt);
+  t0 = log_now();
+  progress_state ps = {t0, t0, o->progress_s};
+  dfwd_set_progress(j->fw, on_layer, &ps);
+  int32_t next;
+  if (dfwd_step(j->fw, j->seq, j->n_prompt, 0, o->tracing, &next, e) != 0) return -1;
+  j->times.prefill = log_now() - t0;
+  log_info("prefill: %d tokens in %.2f s (%.1f tok/s)", j->n_prompt, j->times.prefill,
+           j->n_prompt / j->times.prefill);
+
+  /* greedy decode */
+  dfwd_set_progress(j->fw, NULL, NULL);
+  if (j->n_new > 1) log_info("== decode: %d steps", j->n_new - 1);
+  t0 = log_now();
+  double last_report = t0;
+  int pos = j->n_prompt;
+  for (int k = 0; k < j->n_new; k++) {
+    j->out_ids[k] = next;
+    if (k == j->n_new - 1) break;
+    j->seq[pos] = next;
+    dist_fault(d, "decode", e); /* dfwd_step skips the work and agrees on the failure */
+    if (dfwd_step(j->fw, j->seq + pos, 1, pos, o->tracing, &next, e) != 0) return -1;
+    pos++;
+    double now = log_now();
+    if (o->progress_s > 0 && now - last_report >= o->progress_s) {
+      last_report = now;
+      double rate = (k + 1) / (now - t0);
+      log_info("decode: %d/%d tokens, %.2f tok/s, %.0f s left", k + 1, j->n_new - 1, rate,
+               (j->n_new - 2 - k) / rate);
+    }
+  }
+  j->times.decode = log_now() - t0;
+  if (j->n_new > 1)
+    log_info("decode: %d steps in %.2f s (%.2f tok/s)", j->n_new - 1, j->times.decode,
+             (j->n_new - 1) / j->times.decode);
+
+  /* every stage's captured rows to rank 0 */
+  if (o->tracing) {
+    t0 = log_now();
+    log_info("== trace: gathering %d positions, %d layers on rank 0", j->T_all, j->n_layers);
+    if (dfwd_gather_capture(j->fw, j->T_all, e) != 0) return -1;
+    if (d->rank == 0) memcpy(j->tr.input_ids, j->seq, (size_t)j->T_all * sizeof *j->seq);
+    j->times.gather = log_now() - t0;
+  }
+  return 0;
+}
+
+void fwd_job_summary(dist *d, fwd_job *j) {
+  const plan_rank *me = d->me;
+  const uint64_t my_touched = dist_resident_file_bytes(ckpt_dir(j->ck)), my_peak = dist_peak_rss();
+  uint64_t per_rank[5] = {my_touched, me->mapped_bytes, my_peak, me->peak_bytes, d->bytes_sent};
+  uint64_t *all = d->rank == 0 ? malloc((size_t)d->size * sizeof per_rank) : NULL;
+  MPI_Gather(per_rank, 5, MPI_UINT64_T, all, 5, MPI_UINT64_T, 0, d->world);
+  for (int r = 0; all && r < d->size; r++)
+    log_verbose("   rank %d: checkpoint bytes touched %llu (plan: %llu mapped); peak RSS %llu "
+                "(plan: %llu); bytes sent %llu", r, (unsigned long long)all[5 * r],
+                (unsigned long long)all[5 * r + 1], (unsigned long long)all[5 * r + 2],
+                (unsigned long long)all[5 * r + 3], (unsigned long long)all[5 * r + 4]);
+  free(all);
+  uint64_t touched = dist_sum_u64(d, my_touched);
+  uint64_t sent = dist_sum_u64(d, d->bytes_sent);
+  uint64_t peak = dist_max_u64(d, my_peak);
+  const fwd_job_times *t = &j->times;
+  log_info("== summary: open %.2f s, load %.2f s, prefill %.2f s, decode %.2f s, trace %.2f s; "
+           "total %.2f s", t->open, t->load, t->prefill, t->decode, t->gather, log_now() - j->t_start);
+  log_info("   checkpoint bytes resident over all ranks %.1f MiB; bytes sent between ranks "
+           "%.1f MiB; largest peak RSS of a rank %.1f MiB", touched / 1048576.0, sent / 1048576.0,
+           peak / 1048576.0);
+}
+
+void fwd_job_free(fwd_job *j) {
+  dfwd_free(j->fw);
+  if (j->have_trace) trace_free(&j->tr);
+  free(j->out_ids);
+  free(j->seq);
+  model_close(j->m);
+  ckpt_close(j->ck);
+  memset(j, 0, sizeof *j);
+}

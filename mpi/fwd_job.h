@@ -1,0 +1,85 @@
+/* fwd_job: the distributed forward pass as one job (open, plan, load, prefill, greedy decode,
+ * trace gathered on rank 0), shared by `run` and by `parity`'s default reference.
+ *
+ * Positions processed: the prompt (one prefill call), then each generated token except the
+ * last (one decode call each, with the KV cache), so a trace holds T = prompt + N - 1 positions
+ * for --max-tokens N (the prompt alone for N = 0 or 1). The ranks agree after every phase
+ * (dist_agree): on failure every rank returns -1 with the same error. COLLECTIVE. */
+#ifndef GPTOSS_FWD_JOB_H
+#define GPTOSS_FWD_JOB_H
+
+#include <getopt.h>
+
+#include "ckpt.h"
+#include "dist.h"
+#include "dist_forward.h"
+#include "model.h"
+#include "trace.h"
+
+typedef struct {
+  const char *ckpt, *ids_arg, *ids_file;
+  long max_tokens;             /* new tokens (default 16) */
+  long max_layers;             /* 0 = all */
+  long stages;                 /* 0 = the plan's default */
+  long threads;                /* BLAS threads per rank ($GPTOSS_THREADS or 1) */
+  model_precision precision;
+  double progress_s;
+  int tracing;                 /* gather every intermediate tensor on rank 0 */
+} fwd_job_opts;
+
+enum { FWD_OPT_IDS = 1200, FWD_OPT_FILE, FWD_OPT_MAXTOK, FWD_OPT_MAXLAYERS, FWD_OPT_PREC,
+       FWD_OPT_STAGES, FWD_OPT_THREADS };
+
+#define FWD_JOB_LONGOPTS                                                                     \
+  {"prompt-ids", required_argument, 0, FWD_OPT_IDS},                                         \
+      {"prompt-file", required_argument, 0, FWD_OPT_FILE},                                   \
+      {"max-tokens", required_argument, 0, FWD_OPT_MAXTOK},                                  \
+      {"max-layers", required_argument, 0, FWD_OPT_MAXLAYERS},                               \
+      {"precision", required_argument, 0, FWD_OPT_PREC},                                     \
+      {"stages", required_argument, 0, FWD_OPT_STAGES},                                      \
+      {"threads", required_argument, 0, FWD_OPT_THREADS}
+
+#define FWD_JOB_HELP                                                                         \
+  "  --prompt-ids IDS      comma-separated token ids\n"                                      \
+  "  --prompt-file F       file of token ids (commas and/or whitespace)\n"                   \
+  "  --max-tokens N        new tokens to generate (default %s; 0 = prefill only)\n"          \
+  "  --max-layers N        run only the first N layers, then final norm + unembedding\n"     \
+  "  --precision P         fp32 (default) or bf16 (emulates the reference's bf16 rounding)\n" \
+  "  --stages S            pipeline stages (must divide the rank count; default: see\n"      \
+  "                        'gptoss-mpi plan')\n"                                             \
+  "  --threads N           matrix-library threads per rank (default: $GPTOSS_THREADS or 1).\n" \
+  "                        Results are bitwise identical across rank counts for a fixed N\n"
+
+/* Defaults (threads from $GPTOSS_THREADS). -1 with a usage error if that variable is bad. */
+int fwd_job_opts_init(fwd_job_opts *o, long default_max_tokens, err *e);
+/* Handle one of FWD_JOB_LONGOPTS: 1 handled, 0 not ours, -1 usage error in e. Local. */
+int fwd_job_opt(fwd_job_opts *o, int opt, const char *arg, err *e);
+
+typedef struct {
+  double open, load, prefill, decode, gather;
+} fwd_job_times;
+
+typedef struct {
+  ckpt *ck;                    /* the open checkpoint (every rank) */
+  int n_prompt, n_new, T_all, n_layers;
+  int32_t *seq;                /* [T_all] prompt, then generated ids that were processed */
+  int32_t *out_ids;            /* [n_new] generated ids */
+  trace tr;                    /* rank 0 with tracing: the whole trace (input_ids filled) */
+  int have_trace;
+  fwd_job_times times;
+  double t_start;
+  /* internals */
+  model *m;
+  dfwd *fw;
+  model_capture cap;
+} fwd_job;
+
+/* Run the job. On success every rank has out_ids; rank 0 has tr when tracing. Caller frees
+ * with fwd_job_free in every case. */
+int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e);
+/* The end-of-job summary (time per phase, bytes touched and sent, memory) from rank 0;
+ * per-rank figures with -v. */
+void fwd_job_summary(dist *d, fwd_job *j);
+void fwd_job_free(fwd_job *j);
+
+#endif
