@@ -15,7 +15,10 @@
 #include "cli.h"
 #include "compare.h"
 #include "dist.h"
+#include "fwd_job.h"
 #include "log.h"
+#include "ort.h"
+#include "ort_trace.h"
 #include "report.h"
 #include "trace.h"
 
@@ -31,8 +34,10 @@ static const char parity_usage[] =
     "\n"
     "  --candidate T.h5[:/g]  trace to check (e.g. from `run --trace`, or golden.h5:/bf16)\n"
     "  --reference T.h5[:/g]  reference trace instead of the C forward (e.g. golden.h5:/fp32)\n"
-    "  --prompt-ids IDS, --prompt-file F   prompt (needed when a side is computed)\n"
-    "  --max-layers N, --max-tokens N      as in `run`\n"
+    "  --onnx M.onnx          exported model (with --expose routing,hidden) run in ONNX Runtime\n"
+    "                         on the reference's token ids\n"
+    "  --ort-lib PATH         libonnxruntime.so.1 to use (default: $ORT_LIB, else the one\n"
+    "                         `make setup` installed; docs/onnxruntime.md)\n"
     "  --report OUT.h5        the HDF5 report (schema: docs/parity-report.md)\n"
     "  --summary OUT.md       Markdown summary; the chart goes to OUT.svg\n"
     "  --tie-margin X         expert-set mismatches whose reference margin (k-th minus\n"
@@ -40,14 +45,16 @@ static const char parity_usage[] =
     "                         (default 0)\n"
     "  --min-set-match R      fraction of token-layers with equal expert sets (default 1)\n"
     "  --max-weight-diff X    top-k weight difference per expert id (default 1e-4)\n"
-    "  --max-logits-rel X     final logits max |diff| / max |reference| (default 1e-4)\n";
+    "  --max-logits-rel X     final logits max |diff| / max |reference| (default 1e-4)\n"
+    "\n"
+    "The computed reference (no --reference) takes the options of `run`:\n";
 
-enum { OPT_ONNX = CLI_OPT_FIRST_COMMAND_OPT, OPT_CAND, OPT_REF, OPT_IDS, OPT_FILE, OPT_MAXL,
-       OPT_MAXT, OPT_REPORT, OPT_SUMMARY, OPT_TIE, OPT_MINSET, OPT_MAXW, OPT_MAXLOG };
+enum { OPT_ONNX = CLI_OPT_FIRST_COMMAND_OPT, OPT_CAND, OPT_REF, OPT_REPORT, OPT_SUMMARY,
+       OPT_TIE, OPT_MINSET, OPT_MAXW, OPT_MAXLOG, OPT_ORTLIB };
 
 typedef struct {
-  const char *ckpt, *onnx, *cand, *ref, *ids_arg, *ids_file, *report, *summary;
-  long max_layers, max_tokens;
+  const char *ckpt, *onnx, *cand, *ref, *report, *summary, *ort_lib;
+  fwd_job_opts job;            /* the computed reference */
   parity_thresholds th;
   cli_common cc;
 } parity_args;
@@ -59,10 +66,8 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
       {"onnx", required_argument, 0, OPT_ONNX},
       {"candidate", required_argument, 0, OPT_CAND},
       {"reference", required_argument, 0, OPT_REF},
-      {"prompt-ids", required_argument, 0, OPT_IDS},
-      {"prompt-file", required_argument, 0, OPT_FILE},
-      {"max-layers", required_argument, 0, OPT_MAXL},
-      {"max-tokens", required_argument, 0, OPT_MAXT},
+      FWD_JOB_LONGOPTS,
+      {"ort-lib", required_argument, 0, OPT_ORTLIB},
       {"report", required_argument, 0, OPT_REPORT},
       {"summary", required_argument, 0, OPT_SUMMARY},
       {"tie-margin", required_argument, 0, OPT_TIE},
@@ -72,26 +77,28 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
       {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);
   parity_thresholds_default(&a->th);
-  a->max_tokens = 1;
-  cli_common_init(&a->cc);
   err e = {0};
+  if (fwd_job_opts_init(&a->job, 1, &e) != 0) return cli_usage_error("parity", "%s", e.msg);
+  char usage[8192];
+  snprintf(usage, sizeof usage, "%s" FWD_JOB_HELP, parity_usage, "1");
+  cli_common_init(&a->cc);
   int opt, done = 0, prc = 0;
   optind = 1;
   while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-    if (cli_common_opt(opt, optarg, parity_usage, &a->cc, &done, rc)) {
+    if (cli_common_opt(opt, optarg, usage, &a->cc, &done, rc)) {
       if (done) return -1;
       continue;
     }
+    int f = fwd_job_opt(&a->job, opt, optarg, &e);
+    if (f < 0) return cli_usage_error("parity", "%s", e.msg);
+    if (f > 0) continue;
     switch (opt) {
       case OPT_ONNX: a->onnx = optarg; break;
       case OPT_CAND: a->cand = optarg; break;
       case OPT_REF: a->ref = optarg; break;
-      case OPT_IDS: a->ids_arg = optarg; break;
-      case OPT_FILE: a->ids_file = optarg; break;
+      case OPT_ORTLIB: a->ort_lib = optarg; break;
       case OPT_REPORT: a->report = optarg; break;
       case OPT_SUMMARY: a->summary = optarg; break;
-      case OPT_MAXL: prc = cli_parse_long(optarg, "--max-layers", 1, 1000000, &a->max_layers, &e); break;
-      case OPT_MAXT: prc = cli_parse_long(optarg, "--max-tokens", 0, 1000000, &a->max_tokens, &e); break;
       case OPT_TIE: prc = cli_parse_double(optarg, "--tie-margin", 0, 1e30, &a->th.tie_margin, &e); break;
       case OPT_MINSET: prc = cli_parse_double(optarg, "--min-set-match", 0, 1, &a->th.min_set_match, &e); break;
       case OPT_MAXW: prc = cli_parse_double(optarg, "--max-weight-diff", 0, 1e30, &a->th.max_weight_diff, &e); break;
@@ -101,13 +108,16 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
     if (prc != 0) return cli_usage_error("parity", "%s", e.msg);
   }
   if (optind != argc - 1) return cli_usage_error("parity", "expected one checkpoint directory");
-  a->ckpt = argv[optind];
+  a->ckpt = a->job.ckpt = argv[optind];
+  a->job.progress_s = a->cc.progress_s;
+  a->job.tracing = 1;
   if (!a->onnx == !a->cand) return cli_usage_error("parity", "give exactly one of --onnx and --candidate");
   if (!a->report) return cli_usage_error("parity", "--report OUT.h5 is required");
-  if (a->ids_arg && a->ids_file) return cli_usage_error("parity", "give at most one of --prompt-ids and --prompt-file");
-  if ((!a->ref || a->onnx) && !a->ids_arg && !a->ids_file)
-    return cli_usage_error("parity", "a prompt (--prompt-ids or --prompt-file) is needed to compute the %s",
-                           a->onnx ? "candidate" : "reference");
+  if (a->job.ids_arg && a->job.ids_file)
+    return cli_usage_error("parity", "give at most one of --prompt-ids and --prompt-file");
+  if (!a->ref && !a->job.ids_arg && !a->job.ids_file)
+    return cli_usage_error("parity", "a prompt (--prompt-ids or --prompt-file) is needed to compute "
+                           "the reference (or give --reference T.h5)");
   return 0;
 }
 
@@ -162,6 +172,23 @@ static int compare_and_report(const parity_args *a, const trace *ref, const trac
   return rc;
 }
 
+/* Rank 0: the candidate as a trace, from a file or from ONNX Runtime on the reference's ids. */
+static int candidate_trace(const parity_args *a, const ckpt *ck, const trace *ref, trace *cand,
+                           char *desc, size_t dl, err *e) {
+  if (a->cand) {
+    snprintf(desc, dl, "%s", a->cand);
+    return read_trace_arg(a->cand, cand, e);
+  }
+  ort_runtime *rt = NULL;
+  if (ort_open(a->ort_lib, &rt, e) != 0) return -1;
+  snprintf(desc, dl, "ONNX Runtime %s: %s", ort_version(rt), a->onnx);
+  log_info("== candidate: %s on %d positions", desc, ref->T);
+  int rc = ort_trace_run(rt, a->onnx, ckpt_config(ck), ref->n_layers, ref->input_ids, ref->T, 0,
+                         cand, e);
+  ort_close(rt);
+  return rc;
+}
+
 int cmd_parity(int argc, char **argv) {
   dist d;
   dist_init(&argc, &argv, &d);
@@ -174,19 +201,37 @@ int cmd_parity(int argc, char **argv) {
     return prc > 0 ? prc : rc;
   }
   err e = {0};
-  trace ref = {0}, cand = {0};
+  fwd_job j = {0};
+  trace ref_file = {0}, cand = {0};
   ckpt *ck = NULL;
-  int pass = 0, have_ref = 0, have_cand = 0;
-  log_info("== parity: reference %s, candidate %s", a.ref ? a.ref : "C forward",
-           a.cand ? a.cand : a.onnx);
-  if (!a.ref || a.onnx)
-    err_set(&e, EXIT_USAGE, "parity: computing the %s is not available in this build; give "
-            "--reference and --candidate trace files", a.onnx ? "candidate (--onnx)" : "reference");
-  else if (d.rank == 0 && ckpt_open(a.ckpt, &ck, &e) == 0 &&
-           (have_ref = read_trace_arg(a.ref, &ref, &e) == 0) &&
-           (have_cand = read_trace_arg(a.cand, &cand, &e) == 0)) {
-    parity_meta m = {ckpt_dir(ck), a.ref, a.cand, "", d.size, ckpt_config(ck), &a.th};
-    compare_and_report(&a, &ref, &cand, &m, &pass, &e);
+  const trace *ref = NULL;
+  int pass = 0, have_ref_file = 0, have_cand = 0;
+  char ref_desc[4200], cand_desc[4200];
+
+  /* reference: a trace file (rank 0) or the distributed C forward pass (every rank) */
+  if (a.ref) {
+    log_info("== reference: %s", a.ref);
+    snprintf(ref_desc, sizeof ref_desc, "%s", a.ref);
+    if (d.rank == 0 && ckpt_open(a.ckpt, &ck, &e) == 0 &&
+        (have_ref_file = read_trace_arg(a.ref, &ref_file, &e) == 0))
+      ref = &ref_file;
+    dist_agree(&d, &e);
+  } else {
+    snprintf(ref_desc, sizeof ref_desc, "C forward pass, %s, %d rank%s",
+             a.job.precision == MODEL_BF16 ? "bf16" : "fp32", d.size, d.size > 1 ? "s" : "");
+    if (fwd_job_run(&d, &a.job, &j, &e) == 0 && d.rank == 0) {
+      ref = &j.tr;
+      ck = j.ck;
+    }
+  }
+  /* candidate and comparison: rank 0 */
+  if (e.code == 0 && d.rank == 0 &&
+      (have_cand = candidate_trace(&a, ck, ref, &cand, cand_desc, sizeof cand_desc, &e) == 0)) {
+    parity_meta m = {ckpt_dir(ck), ref_desc, cand_desc,
+                     a.ref ? "" : a.job.precision == MODEL_BF16 ? "bf16" : "fp32", d.size,
+                     ckpt_config(ck), &a.th};
+    log_info("== compare: %d positions x %d layers", ref->T, ref->n_layers);
+    compare_and_report(&a, ref, &cand, &m, &pass, &e);
   }
   if (dist_agree(&d, &e) != 0) {
     log_error("%s", e.msg);
@@ -195,9 +240,10 @@ int cmd_parity(int argc, char **argv) {
     MPI_Bcast(&pass, 1, MPI_INT, 0, d.world);
     rc = pass ? 0 : EXIT_PARITY;
   }
-  if (have_ref) trace_free(&ref);
+  if (have_ref_file) trace_free(&ref_file);
   if (have_cand) trace_free(&cand);
-  ckpt_close(ck);
+  if (a.ref) ckpt_close(ck);
+  fwd_job_free(&j);
   dist_finalize(&d);
   return rc;
 }
