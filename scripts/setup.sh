@@ -23,9 +23,12 @@ PKGS=(
 if ! command -v npm >/dev/null 2>&1; then
   PKGS+=(npm)
 fi
-# Extra packages for `make test` only: clang for the libFuzzer targets, its sanitizer runtime.
+# Extra packages for `make test` only: clang for the libFuzzer targets, its sanitizer runtime;
+# Slurm for the tests labelled slurm (tests/slurm_cluster.sh starts a private cluster from them in
+# a temporary directory; it configures nothing in /etc and uses no system service).
 if [ "${1:-}" = "--test" ]; then
   PKGS+=(clang libclang-rt-14-dev)
+  PKGS+=(slurmctld slurmd slurm-client munge)
 fi
 
 missing=()
