@@ -15,6 +15,7 @@ static const struct {
     {"synth", cmd_synth, "write a random checkpoint in the official layout"},
     {"plan", cmd_plan, "print which rank owns which layers and experts, and its memory"},
     {"run", cmd_run, "forward pass and greedy generation; optional HDF5 trace"},
+    {"export", cmd_export, "write the checkpoint as an ONNX model (graph + external data)"},
     {"parity", cmd_parity, "routing-parity report: reference vs candidate, layer by layer"},
 };
 

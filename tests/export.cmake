@@ -1,0 +1,27 @@
+# export: the ONNX exporter (issue 5), every model checked by ONNX Runtime via parity/ort.h.
+#   export_golden     case-a with 1/2/3 ranks x mxfp4/fp32 (+ per-rank files, 2 stages, batch 2):
+#                     logits within 2e-5 x max|ref|, routing sets, identical bytes   (mpi, golden)
+#   export_structure  op types/counts per layer, I/O, opset/IR, external data only  (mpi)
+#   export_fault      injected failures and a killed rank leave nothing finished     (mpi, fault)
+#   export_configs    other E, k, heads, odd L, no window, no YaRN, HF, --max-layers
+#                     vs `run --trace` of the same checkpoint                        (mpi, golden, slow)
+add_executable(test_export_ort ${CMAKE_CURRENT_SOURCE_DIR}/test_export_ort.c)
+target_link_libraries(test_export_ort PRIVATE parity)
+
+foreach(what golden structure fault configs)
+  add_test(NAME export_${what}
+           COMMAND ${PY3} ${CMAKE_CURRENT_SOURCE_DIR}/export_test.py ${what} ${GPTOSS_BIN}
+                   $<TARGET_FILE:test_export_ort> ${CMAKE_CURRENT_BINARY_DIR}/export-${what}-work)
+endforeach()
+set_tests_properties(export_golden PROPERTIES LABELS "export;mpi;golden" TIMEOUT 600
+  ENVIRONMENT "GOLDEN=${GOLDEN}")
+set_tests_properties(export_structure PROPERTIES LABELS "export;mpi" TIMEOUT 300
+  ENVIRONMENT "GOLDEN=${GOLDEN}")
+set_tests_properties(export_fault PROPERTIES LABELS "export;mpi;fault" TIMEOUT 300
+  ENVIRONMENT "GOLDEN=${GOLDEN}")
+set_tests_properties(export_configs PROPERTIES LABELS "export;mpi;golden;slow" TIMEOUT 900
+  ENVIRONMENT "GOLDEN=${GOLDEN}")
+
+# the graph builder alone: a small Loop model through ORT, misuse reported by the writer
+gptoss_unit_test(test_export_graph SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_export_graph.c
+                 LIBS export parity LABELS export)

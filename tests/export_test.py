@@ -1,0 +1,403 @@
+"""Tests of `gptoss-mpi export` (issue 5), with ONNX Runtime doing the checking through
+tests/test_export_ort.c (parity/ort.h).
+
+usage: export_test.py WHAT GPTOSS_BIN ORT_CHECK WORKDIR
+  golden     golden/case-a exported with 1, 2, 3 ranks in both weight modes (+ per-rank files,
+             --stages 2): ORT logits vs golden.h5:/fp32 within 2e-5 x max|ref|, exposed routing
+             identical as sets, identical output bytes across rank counts
+  structure  graph structure read with Debian's onnx 1.12 (proto fields only; IR 11 is beyond
+             its checker): opset/IR stamps, I/O names, types, symbolic dims, op types and counts
+             per layer, node and initializer names, no weights inside model.onnx, external data
+             locations/offsets/alignment
+  fault      injected failures (data, graph phases, one rank) leave nothing; a killed export
+             leaves only a hidden temp dir; existing output refused; usage errors
+  configs    other configurations (synth: other E, k, heads, odd L, sliding_window 0, no YaRN,
+             HF layout) and --max-layers: ORT vs `gptoss-mpi run --trace` of the same checkpoint
+"""
+import filecmp
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+WHAT, BIN, CHECK, WORK = sys.argv[1:5]
+GOLDEN = os.environ.get("GOLDEN", os.path.join(os.path.dirname(__file__), "golden", "case-a"))
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+ENV.pop("GPTOSS_FAULT", None)
+FAILS = []
+PROMPT = "37,297,214,493,138,380,482,81,427,136,475,118,227,308,109,126,95,133,308,285,218,214,461,224"
+
+
+def fail(msg):
+    print("FAIL", msg, flush=True)
+    FAILS.append(msg)
+
+
+def mpirun(np_, args, env=None, timeout=600):
+    cmd = ["mpirun", "-np", str(np_), BIN] + args
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or ENV, timeout=timeout)
+
+
+def export(ck, out, np_=1, extra=(), env=None):
+    r = mpirun(np_, ["export", ck, "--output", out, "-q"] + list(extra), env=env)
+    if r.returncode != 0:
+        fail(f"export {ck} -np {np_} {' '.join(extra)}: exit {r.returncode}: {r.stderr.strip()}")
+    return r.returncode == 0
+
+
+def ort_check(model, ref, group, extra=()):
+    r = subprocess.run([CHECK, model, ref, group] + list(extra), capture_output=True, text=True,
+                       timeout=600)
+    tag = f"{os.path.relpath(model, WORK)} vs {os.path.basename(ref)}:{group}"
+    print(f"  {tag}: " + " | ".join(l for l in r.stdout.splitlines() if l and l != "PASS"), flush=True)
+    if r.returncode != 0:
+        fail(f"{tag}: {r.stdout.strip()} {r.stderr.strip()}")
+
+
+def same_tree(a, b):
+    fa, fb = sorted(os.listdir(a)), sorted(os.listdir(b))
+    if fa != fb:
+        return f"files differ: {fa} vs {fb}"
+    for f in fa:
+        if not filecmp.cmp(os.path.join(a, f), os.path.join(b, f), shallow=False):
+            return f"{f} differs"
+    return None
+
+
+def test_golden():
+    ref = os.path.join(GOLDEN, "golden.h5")
+    for w in ("mxfp4", "fp32"):
+        first = None
+        for p in (1, 2, 3):
+            out = os.path.join(WORK, f"golden-{w}-np{p}")
+            if not export(GOLDEN, out, p, ["--weights", w, "--expose", "routing,hidden"]):
+                continue
+            ort_check(os.path.join(out, "model.onnx"), ref, "/fp32",
+                      ["--batch", "2"] if p == 2 else [])
+            if first is None:
+                first = out
+            else:
+                d = same_tree(first, out)
+                if d:
+                    fail(f"golden {w}: -np {p} output differs from -np 1: {d}")
+                else:
+                    print(f"  golden {w}: -np {p} output bytes identical to -np 1", flush=True)
+        shutil.rmtree(os.path.join(WORK, f"golden-{w}-np2"), ignore_errors=True)
+    # per-rank data files, and a 2-stage plan
+    out = os.path.join(WORK, "golden-perrank-np3")
+    if export(GOLDEN, out, 3, ["--data-files", "per-rank", "--expose", "routing"]):
+        files = sorted(f for f in os.listdir(out) if f.startswith("model.onnx.data"))
+        print(f"  per-rank files: {files}")
+        if len(files) < 2:
+            fail(f"per-rank with 3 ranks wrote {files}")
+        ort_check(os.path.join(out, "model.onnx"), ref, "/fp32")
+    out = os.path.join(WORK, "golden-stages2-np2")
+    if export(GOLDEN, out, 2, ["--stages", "2", "--expose", "routing,hidden"]):
+        ort_check(os.path.join(out, "model.onnx"), ref, "/fp32")
+        d = same_tree(os.path.join(WORK, "golden-mxfp4-np1"), out)
+        if d:
+            fail(f"--stages 2 output differs from -np 1: {d}")
+    # plain export (no exposed outputs) and bf16 vs fp32 dense storage give the same logits
+    for extra in ([], ["--dense", "fp32"]):
+        out = os.path.join(WORK, "golden-plain" + "".join(extra).replace("-", ""))
+        if export(GOLDEN, out, 1, extra):
+            ort_check(os.path.join(out, "model.onnx"), ref, "/fp32")
+
+
+def test_structure():
+    sys.path.insert(0, "/usr/lib/python3/dist-packages")
+    import onnx  # Debian's onnx 1.12
+    cfg = json.load(open(os.path.join(GOLDEN, "original", "config.json")))
+    L, E, K, V, D = (cfg[k] for k in ("num_hidden_layers", "num_experts", "experts_per_token",
+                                        "vocab_size", "hidden_size"))
+    for w in ("mxfp4", "fp32"):
+        out = os.path.join(WORK, f"struct-{w}")
+        if not export(GOLDEN, out, 2, ["--weights", w, "--expose", "routing,hidden"]):
+            continue
+        path = os.path.join(out, "model.onnx")
+        m = onnx.load(path, load_external_data=False)
+        g = m.graph
+        if m.ir_version != 11:
+            fail(f"{w}: ir_version {m.ir_version}")
+        ops = [(o.domain, o.version) for o in m.opset_import]
+        if ops != [("", 23)]:
+            fail(f"{w}: opset_import {ops}")
+
+        def dims(vi):
+            return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+
+        ins = [(i.name, i.type.tensor_type.elem_type, dims(i)) for i in g.input]
+        if ins != [("input_ids", 7, ["batch", "sequence"])]:
+            fail(f"{w}: inputs {ins}")
+        want = {"logits": (1, ["batch", "sequence", V])}
+        for n in range(L):
+            want[f"routing.{n}.topk_indices"] = (7, ["batch", "sequence", K])
+            want[f"routing.{n}.topk_weights"] = (1, ["batch", "sequence", K])
+            want[f"routing.{n}.router_logits"] = (1, ["batch", "sequence", E])
+            want[f"hidden.{n}.after_attn"] = (1, ["batch", "sequence", D])
+            want[f"hidden.{n}.after_mlp"] = (1, ["batch", "sequence", D])
+        got = {o.name: (o.type.tensor_type.elem_type, dims(o)) for o in g.output}
+        if got != want:
+            fail(f"{w}: outputs differ: {sorted(set(got.items()) ^ set(want.items()))[:6]}")
+        # no weights inside model.onnx: every initializer above 64 bytes is external
+        size = os.path.getsize(path)
+        inits = {t.name: t for t in g.initializer}
+        for t in g.initializer:
+            ext = {e.key: e.value for e in t.external_data}
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                loc, off, ln = ext["location"], int(ext["offset"]), int(ext["length"])
+                if os.path.isabs(loc) or ".." in loc.split("/"):
+                    fail(f"{w}: {t.name}: location {loc} not relative inside the directory")
+                fsz = os.path.getsize(os.path.join(out, loc))
+                if off + ln > fsz:
+                    fail(f"{w}: {t.name}: [{off}, {off + ln}) past the end of {loc} ({fsz})")
+                if ln >= 1 << 20 and off % 65536:
+                    fail(f"{w}: {t.name}: {ln} bytes at offset {off}, not 64 KiB aligned")
+                n_el = int(np.prod(t.dims)) if len(t.dims) else 1
+                isz = {1: 4, 2: 1, 16: 2}[t.data_type]
+                if n_el * isz != ln:
+                    fail(f"{w}: {t.name}: length {ln} != {n_el} x {isz}")
+            elif len(t.raw_data) > 64:
+                fail(f"{w}: initializer {t.name} holds {len(t.raw_data)} bytes inside model.onnx")
+        if size > 200_000:
+            fail(f"{w}: model.onnx is {size} bytes")
+        # checkpoint tensors keep their original-layout names
+        names = ["embedding.weight", "norm.scale", "unembedding.weight", "block.1.mlp.gate.weight",
+                 "block.3.attn.qkv.weight", "block.0.attn.sinks", "block.2.mlp.mlp1_bias"]
+        names += (["block.1.mlp.mlp1_weight.blocks", "block.1.mlp.mlp2_weight.scales"] if w == "mxfp4"
+                  else ["block.1.mlp.mlp1_weight", "block.1.mlp.mlp2_weight"])
+        for nm in names:
+            if nm not in inits:
+                fail(f"{w}: no initializer named {nm}")
+        if w == "mxfp4":
+            for nm in ("block.0.mlp.mlp1_weight.blocks", "block.0.mlp.mlp1_weight.scales"):
+                if nm in inits and inits[nm].data_type != 2:
+                    fail(f"{w}: {nm} is not uint8")
+        # op types per layer (top level and inside the Loop bodies)
+        per_layer = {}
+        for nd in g.node:
+            parts = nd.name.split("/")
+            key = parts[1] if len(parts) > 1 else ""
+            per_layer.setdefault(key, []).append(nd.op_type)
+            for a in nd.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    for b in a.g.node:
+                        per_layer[key].append("body:" + b.op_type)
+        for n in range(L):
+            ops = per_layer.get(f"block.{n}", [])
+            cnt = {o: ops.count(o) for o in set(ops)}
+            exp = {"RMSNormalization": 2, "RotaryEmbedding": 2, "Attention": 1, "TopK": 1, "Softmax": 1,
+                   "Unique": 1, "Loop": 1, "body:ScatterND": 1, "body:NonZero": 1, "body:Gemm": 2,
+                   "body:Sigmoid": 1, "body:Min": 1, "body:Clip": 1,
+                   "Gemm": 3, "Cast": 9, "MatMul": 0, "body:Cast": 6 if w == "mxfp4" else 2,
+                   "body:Gather": 17 if w == "mxfp4" else 11}
+            for o, c in exp.items():
+                if cnt.get(o, 0) != c:
+                    fail(f"{w}: layer {n}: {cnt.get(o, 0)} x {o}, expected {c}")
+            if not all(nd.name.startswith(f"/block.{n}/") for nd in g.node if nd.name.split("/")[1:2] == [f"block.{n}"]):
+                fail(f"{w}: layer {n}: node names")
+        for nm in ("/block.3/attn/qkv/Gemm", "/block.0/mlp/gate/Gemm", "/block.1/attn/sdpa/Attention",
+                   "/embedding/Gather", "/unembedding/Gemm", "/block.2/mlp/experts/Loop"):
+            if nm not in [nd.name for nd in g.node]:
+                fail(f"{w}: no node named {nm}")
+        print(f"  {w}: IR {m.ir_version}, opset {ops}, {len(g.node)} top-level nodes, "
+              f"{len(g.initializer)} initializers, model.onnx {size} bytes", flush=True)
+
+
+def test_fault():
+    env = dict(ENV)
+    cases = [("1:export-data", 2, 1), ("0:export-data", 2, 1), ("0:export-graph", 2, 1),
+             ("1:export-graph", 3, 1), ("2:open", 3, 1)]
+    for fault, p, want in cases:
+        out = os.path.join(WORK, "fault-out")
+        env["GPTOSS_FAULT"] = fault
+        r = mpirun(p, ["export", GOLDEN, "--output", out], env=env)
+        left = [f for f in os.listdir(WORK) if "fault-out" in f]
+        if r.returncode != want or left:
+            fail(f"GPTOSS_FAULT={fault} -np {p}: exit {r.returncode} (want {want}), left {left}")
+        errs = [l for l in r.stderr.splitlines() if "error" in l]
+        if len(errs) != 1 or "injected fault" not in errs[0]:
+            fail(f"GPTOSS_FAULT={fault}: expected one error line, got {errs}")
+        else:
+            print(f"  {fault} -np {p}: exit {r.returncode}, nothing left: {errs[0]}", flush=True)
+    # a killed rank: only a hidden temp dir may remain, never the output name
+    env["GPTOSS_FAULT"] = "1:export-kill"
+    r = mpirun(2, ["export", GOLDEN, "--output", os.path.join(WORK, "killed-out")], env=env)
+    left = [f for f in os.listdir(WORK) if "killed-out" in f]
+    bad = [f for f in left if not (f.startswith(".killed-out.tmp.") and os.path.isdir(os.path.join(WORK, f)))]
+    if r.returncode == 0 or bad:
+        fail(f"killed export: exit {r.returncode}, left {left}")
+    else:
+        print(f"  killed rank: exit {r.returncode}, left only {left}", flush=True)
+    for f in left:
+        shutil.rmtree(os.path.join(WORK, f), ignore_errors=True)
+    # an existing non-empty output is refused; an empty one is replaced
+    out = os.path.join(WORK, "exists")
+    os.makedirs(out)
+    open(os.path.join(out, "keep.txt"), "w").write("x")
+    r = mpirun(1, ["export", GOLDEN, "--output", out])
+    if r.returncode != 1 or "not empty" not in r.stderr or os.listdir(out) != ["keep.txt"]:
+        fail(f"non-empty output: exit {r.returncode}: {r.stderr.strip()}")
+    os.remove(os.path.join(out, "keep.txt"))
+    r = mpirun(1, ["export", GOLDEN, "--output", out, "-q"])
+    if r.returncode != 0 or "model.onnx" not in os.listdir(out):
+        fail(f"empty output dir: exit {r.returncode}: {r.stderr.strip()}")
+    # corrupt values: one NaN bf16 / one overflowing scale byte, found by the rank that writes it
+    for tensor, elem, val, mode in (("embedding.weight", 5, b"\xc0\x7f", "mxfp4"),
+                                    ("block.1.mlp.mlp2_weight.scales", 700, b"\xff", "mxfp4"),
+                                    ("block.2.attn.qkv.weight", 9, b"\x80\x7f", "fp32")):
+        ck = os.path.join(WORK, "corrupt-ck")
+        shutil.rmtree(ck, ignore_errors=True)
+        shutil.copytree(os.path.join(GOLDEN, "original"), ck)
+        st = os.path.join(ck, "model.safetensors")
+        raw = bytearray(open(st, "rb").read())
+        n = struct.unpack("<Q", raw[:8])[0]
+        h = json.loads(raw[8:8 + n])
+        off = 8 + n + h[tensor]["data_offsets"][0] + elem * len(val)
+        raw[off:off + len(val)] = val
+        open(st, "wb").write(raw)
+        out = os.path.join(WORK, "corrupt-out")
+        r = mpirun(3, ["export", ck, "--output", out, "--weights", mode, "--dense", mode.replace("mxfp4", "bf16")])
+        left = [f for f in os.listdir(WORK) if "corrupt-out" in f]
+        errs = [l for l in r.stderr.splitlines() if "error" in l]
+        if r.returncode != 1 or left or len(errs) != 1 or tensor not in errs[0]:
+            fail(f"corrupt {tensor}: exit {r.returncode}, left {left}, errors {errs}")
+        else:
+            print(f"  corrupt {tensor}: {errs[0]}", flush=True)
+    for args in (["--weights", "int4"], ["--expose", "kv"], ["--data-files", "x"], [],
+                 ["--max-layers", "0"], ["--bogus"]):
+        r = subprocess.run([BIN, "export", GOLDEN] + (["--output", os.path.join(WORK, "u")] if args else []) + args,
+                           capture_output=True, text=True, env=ENV, timeout=120)
+        if r.returncode != 2 or os.path.exists(os.path.join(WORK, "u")):
+            fail(f"usage {args}: exit {r.returncode}")
+    r = mpirun(1, ["export", GOLDEN, "--output", os.path.join(WORK, "u"), "--max-layers", "9"])
+    if r.returncode != 2:
+        fail(f"--max-layers 9 on 4 layers: exit {r.returncode}")
+
+
+def bf16_bytes(a):
+    u = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return u.astype("<u2").tobytes()
+
+
+def write_checkpoint(d, cfg, seed):
+    """Random weights of config cfg in the original layout (spec sections 1-3)."""
+    rng = np.random.default_rng(seed)
+    D, I, E = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_experts"]
+    nh, nkv, hd, V = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"], cfg["vocab_size"]
+    t = {}
+
+    def bf(name, shape, std, mean=0.0):
+        t[name] = ("BF16", list(shape), bf16_bytes(mean + std * rng.standard_normal(shape)))
+
+    def mx(name, R, C):
+        t[name + ".blocks"] = ("U8", [E, R, C // 32, 16], rng.integers(0, 256, (E, R, C // 32, 16), dtype=np.uint8).tobytes())
+        t[name + ".scales"] = ("U8", [E, R, C // 32], rng.integers(121, 125, (E, R, C // 32), dtype=np.uint8).tobytes())
+
+    bf("embedding.weight", (V, D), 1.0)
+    bf("norm.scale", (D,), 0.1, 1.0)
+    bf("unembedding.weight", (V, D), D ** -0.5)
+    for n in range(cfg["num_hidden_layers"]):
+        p = f"block.{n}."
+        bf(p + "attn.norm.scale", (D,), 0.1, 1.0)
+        bf(p + "attn.qkv.weight", (hd * (nh + 2 * nkv), D), D ** -0.5)
+        bf(p + "attn.qkv.bias", (hd * (nh + 2 * nkv),), 0.1)
+        bf(p + "attn.sinks", (nh,), 1.0)
+        bf(p + "attn.out.weight", (D, nh * hd), (nh * hd) ** -0.5)
+        bf(p + "attn.out.bias", (D,), 0.1)
+        bf(p + "mlp.norm.scale", (D,), 0.1, 1.0)
+        bf(p + "mlp.gate.weight", (E, D), D ** -0.5)
+        bf(p + "mlp.gate.bias", (E,), 0.1)
+        mx(p + "mlp.mlp1_weight", 2 * I, D)
+        bf(p + "mlp.mlp1_bias", (E, 2 * I), 0.1)
+        mx(p + "mlp.mlp2_weight", D, I)
+        bf(p + "mlp.mlp2_bias", (E, D), 0.1)
+    header, off, blobs = {}, 0, []
+    for name, (dt, shape, raw) in t.items():
+        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        blobs.append(raw)
+    hj = json.dumps(header).encode()
+    hj += b" " * (-len(hj) % 8)
+    os.makedirs(d)
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+
+
+def config(**kw):
+    c = dict(num_hidden_layers=3, num_experts=8, experts_per_token=4, vocab_size=512, hidden_size=64,
+             intermediate_size=96, swiglu_limit=7.0, head_dim=16, num_attention_heads=8,
+             num_key_value_heads=2, sliding_window=8, initial_context_length=4096, rope_theta=150000,
+             rope_scaling_factor=32.0, rope_ntk_alpha=1, rope_ntk_beta=32)
+    c.update(kw)
+    return c
+
+
+CASES = [
+    ("synth-e8-l3", ["--preset", "tiny", "--experts", "8", "--layers", "3", "--seed", "5"]),
+    ("synth-hf-l2", ["--preset", "tiny", "--layers", "2", "--seed", "9", "--layout", "hf"]),
+    ("e5k2-h6kv3-d8-nowin-noyarn", config(num_experts=5, experts_per_token=2, num_attention_heads=6,
+     num_key_value_heads=3, head_dim=8, hidden_size=32, intermediate_size=64, vocab_size=1001,
+     sliding_window=0, rope_scaling_factor=1.0, swiglu_limit=3.0, num_hidden_layers=3)),
+    ("e7k3-h4kv1-d32-win3-l5", config(num_experts=7, experts_per_token=3, num_attention_heads=4,
+     num_key_value_heads=1, head_dim=32, hidden_size=96, intermediate_size=32, vocab_size=777,
+     sliding_window=3, rope_theta=10000, rope_scaling_factor=8.0, num_hidden_layers=5)),
+]
+
+
+def test_configs():
+    ids = ",".join(str((i * 37 + 11) % 300) for i in range(20))
+    for name, how in CASES:
+        ck = os.path.join(WORK, "ck-" + name)
+        if isinstance(how, dict):
+            write_checkpoint(ck, how, 7)
+        else:
+            r = subprocess.run([BIN, "synth", ck, "-q"] + how, capture_output=True, text=True, env=ENV)
+            if r.returncode:
+                fail(f"{name}: synth: {r.stderr.strip()}")
+                continue
+        trace = os.path.join(WORK, f"run-{name}.h5")
+        r = mpirun(1, ["run", ck, "--prompt-ids", ids, "--max-tokens", "0", "--trace", trace, "-q"])
+        if r.returncode:
+            fail(f"{name}: run: {r.stderr.strip()}")
+            continue
+        for w, p in (("mxfp4", 2), ("fp32", 3)):
+            out = os.path.join(WORK, f"ex-{name}-{w}")
+            if export(ck, out, p, ["--weights", w, "--expose", "routing,hidden", "--max-positions", "64"]):
+                ort_check(os.path.join(out, "model.onnx"), trace, "/")
+            shutil.rmtree(out, ignore_errors=True)
+    # --max-layers: against run --max-layers of the golden checkpoint
+    trace = os.path.join(WORK, "run-golden-l2.h5")
+    r = mpirun(1, ["run", GOLDEN, "--prompt-ids", PROMPT, "--max-tokens", "0", "--max-layers", "2",
+                   "--trace", trace, "-q"])
+    if r.returncode:
+        fail(f"run --max-layers 2: {r.stderr.strip()}")
+    else:
+        out = os.path.join(WORK, "ex-golden-l2")
+        if export(GOLDEN, out, 2, ["--max-layers", "2", "--expose", "routing,hidden"]):
+            ort_check(os.path.join(out, "model.onnx"), trace, "/")
+
+
+def main():
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    t0 = time.time()
+    {"golden": test_golden, "structure": test_structure, "fault": test_fault,
+     "configs": test_configs}[WHAT]()
+    print(f"{WHAT}: {len(FAILS)} failure(s) in {time.time() - t0:.1f} s")
+    if not FAILS:
+        shutil.rmtree(WORK, ignore_errors=True)
+    sys.exit(1 if FAILS else 0)
+
+
+main()
