@@ -3,6 +3,7 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +19,38 @@ typedef struct {
   int is_int;
   int debug;                 /* optional when reading */
   size_t off;                /* offsetof(model_layer_capture, member) */
+  char defines;              /* reading: the width it fixes if still unknown (E, K, D, Q = QKV,
+                              * H = H*Dh, I), 0 = none */
 } layer_ds;
 
+/* Datasets that fix a width come before the ones that are checked against it. */
 static const layer_ds layer_sets[] = {
-    {"router_logits", 0, 0, offsetof(model_layer_capture, router_logits)},
-    {"topk_indices", 1, 0, offsetof(model_layer_capture, topk_indices)},
-    {"topk_values", 0, 0, offsetof(model_layer_capture, topk_values)},
-    {"topk_weights", 0, 0, offsetof(model_layer_capture, topk_weights)},
-    {"hidden_after_attn", 0, 0, offsetof(model_layer_capture, hidden_after_attn)},
-    {"hidden_after_mlp", 0, 0, offsetof(model_layer_capture, hidden_after_mlp)},
-    {"attn_norm_out", 0, 1, offsetof(model_layer_capture, attn_norm_out)},
-    {"qkv_out", 0, 1, offsetof(model_layer_capture, qkv_out)},
-    {"sdpa_out", 0, 1, offsetof(model_layer_capture, sdpa_out)},
-    {"mlp_norm_out", 0, 1, offsetof(model_layer_capture, mlp_norm_out)},
-    {"mlp1_out", 0, 1, offsetof(model_layer_capture, mlp1_out)},
-    {"swiglu_out", 0, 1, offsetof(model_layer_capture, swiglu_out)},
+    {"router_logits", 0, 0, offsetof(model_layer_capture, router_logits), 'E'},
+    {"topk_indices", 1, 0, offsetof(model_layer_capture, topk_indices), 'K'},
+    {"hidden_after_attn", 0, 0, offsetof(model_layer_capture, hidden_after_attn), 'D'},
+    {"qkv_out", 0, 1, offsetof(model_layer_capture, qkv_out), 'Q'},
+    {"sdpa_out", 0, 1, offsetof(model_layer_capture, sdpa_out), 'H'},
+    {"swiglu_out", 0, 1, offsetof(model_layer_capture, swiglu_out), 'I'},
+    {"mlp1_out", 0, 1, offsetof(model_layer_capture, mlp1_out), 'I'},
+    {"topk_values", 0, 0, offsetof(model_layer_capture, topk_values), 0},
+    {"topk_weights", 0, 0, offsetof(model_layer_capture, topk_weights), 0},
+    {"hidden_after_mlp", 0, 0, offsetof(model_layer_capture, hidden_after_mlp), 0},
+    {"attn_norm_out", 0, 1, offsetof(model_layer_capture, attn_norm_out), 0},
+    {"mlp_norm_out", 0, 1, offsetof(model_layer_capture, mlp_norm_out), 0},
 };
+
+/* The trace field a width letter names. */
+static int *width_of(trace *tr, char w) {
+  switch (w) {
+    case 'E': return &tr->E;
+    case 'K': return &tr->K;
+    case 'D': return &tr->D;
+    case 'Q': return &tr->QKV;
+    case 'H': return &tr->HD;
+    case 'I': return &tr->I;
+    default: return NULL;
+  }
+}
 #define N_LAYER_SETS (int)(sizeof layer_sets / sizeof layer_sets[0])
 
 static void **member(model_layer_capture *lc, int i) {
@@ -247,17 +264,25 @@ static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace
   int in_group = H5Lexists(g, "input_ids", H5P_DEFAULT) > 0;
   if (read_ds(in_group ? g : f, path, in_group ? gp : "/", "input_ids", 1, 1, d, 0, &p, e)) return -1;
   tr->input_ids = p;
+  if (d[0] < 1 || d[0] > INT32_MAX)
+    return err_set(e, EXIT_RUNTIME, "%s: '%sinput_ids' holds %llu positions", path, gp, (unsigned long long)d[0]);
   tr->T = (int)d[0];
   hsize_t dl[2] = {d[0], 0};
   if (read_ds(g, path, gp, "logits", 0, 2, dl, 0, &p, e)) return -1;
   tr->logits = p;
+  if (dl[1] < 1 || dl[1] > INT32_MAX)
+    return err_set(e, EXIT_RUNTIME, "%s: '%slogits' has %llu columns", path, gp, (unsigned long long)dl[1]);
   tr->V = (int)dl[1];
   hsize_t de[2] = {d[0], 0};
   if (read_ds(g, path, gp, "embedding_out", 0, 2, de, 1, &p, e)) return -1;
   tr->embedding_out = p;
-  tr->D = (int)de[1];
+  if (p && (de[1] < 1 || de[1] > INT32_MAX))
+    return err_set(e, EXIT_RUNTIME, "%s: '%sembedding_out' has %llu columns", path, gp, (unsigned long long)de[1]);
+  tr->D = p ? (int)de[1] : 0;
+  de[1] = (hsize_t)tr->D;
   if (read_ds(g, path, gp, "final_norm_out", 0, 2, de, 1, &p, e)) return -1;
   tr->final_norm_out = p;
+  if (p && !tr->D) tr->D = (int)de[1]; /* checked against hidden_after_attn below */
 
   hid_t lg = H5Gopen2(g, "layers", H5P_DEFAULT);
   if (lg < 0) return err_set(e, EXIT_RUNTIME, "%s: group '%slayers' missing", path, gp);
@@ -270,7 +295,8 @@ static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace
     H5Gclose(lg);
     return err_set(e, EXIT_RUNTIME, "%s: cannot list '%slayers'", path, gp);
   }
-  /* the first layer fixes E, K, I, QKV, HD (and D if no embedding_out) */
+  /* the first layer fixes E, K, QKV, HD, I (and D if no embedding_out); every other dataset,
+   * in every layer, must then have exactly the shape those widths give */
   for (int l = 0; rc == 0 && l < tr->n_layers; l++) {
     char name[32], lp[320];
     snprintf(name, sizeof name, "%d", l);
@@ -292,19 +318,23 @@ static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace
     for (int i = 0; rc == 0 && i < N_LAYER_SETS; i++) {
       hsize_t dims[3];
       const int rank = layer_shape(tr, i, dims);
-      if (l == 0) /* learn the inner dims from the first layer */
-        for (int j = 1; j < rank; j++) dims[j] = 0;
-      rc = read_ds(lgr, path, lp, layer_sets[i].name, layer_sets[i].is_int, rank, dims,
-                   layer_sets[i].debug, member(&tr->layers[l], i), e);
-      if (rc == 0 && l == 0 && *member(&tr->layers[l], i)) {
-        const char *n = layer_sets[i].name;
-        if (!strcmp(n, "router_logits")) tr->E = (int)dims[1];
-        else if (!strcmp(n, "topk_indices")) tr->K = (int)dims[1];
-        else if (!strcmp(n, "hidden_after_attn")) tr->D = (int)dims[1];
-        else if (!strcmp(n, "qkv_out")) tr->QKV = (int)dims[1];
-        else if (!strcmp(n, "sdpa_out")) tr->HD = (int)dims[1];
-        else if (!strcmp(n, "swiglu_out")) tr->I = (int)dims[2];
+      const char *n = layer_sets[i].name;
+      /* a width still unknown (0) in dims is learnt from this dataset */
+      rc = read_ds(lgr, path, lp, n, layer_sets[i].is_int, rank, dims, layer_sets[i].debug,
+                   member(&tr->layers[l], i), e);
+      if (rc != 0 || !*member(&tr->layers[l], i)) continue;
+      int *w = width_of(tr, layer_sets[i].defines);
+      const hsize_t got = !strcmp(n, "mlp1_out") ? dims[2] / 2 : rank == 3 ? dims[2] : dims[1];
+      if (w && *w == 0) {
+        if (got < 1 || got > INT32_MAX / 4 || (!strcmp(n, "mlp1_out") && dims[2] % 2))
+          rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has an unusable width %llu", path,
+                       lp, n, (unsigned long long)(rank == 3 ? dims[2] : dims[1]));
+        else
+          *w = (int)got;
       }
+      for (int j = 1; rc == 0 && j < rank; j++)
+        if (dims[j] == 0)
+          rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has an empty dimension", path, lp, n);
     }
     H5Gclose(lgr);
   }
