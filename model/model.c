@@ -132,9 +132,11 @@ void model_rope_tables(const model *m, const float **cos_, const float **sin_,
 
 /* ---------------------------------------------------------------- lifecycle */
 
-static void *xcalloc(size_t n, size_t size, int *fail) {
+/* calloc that records failure and counts the bytes asked for (model_scratch_bytes). */
+static void *xcalloc(size_t n, size_t size, int *fail, uint64_t *total) {
   void *p = calloc(n ? n : 1, size);
   if (!p) *fail = 1;
+  *total += (uint64_t)n * size;
   return p;
 }
 
@@ -170,32 +172,32 @@ int model_open(const ckpt *ck, const model_opts *o, model **out, err *e) {
   if ((size_t)c->n_heads > vsz) vsz = c->n_heads;
 
   int fail = 0;
-  m->inv_freq = xcalloc(d2, sizeof(float), &fail);
-  m->cos = xcalloc(S * d2, sizeof(float), &fail);
-  m->sin = xcalloc(S * d2, sizeof(float), &fail);
-  m->w = xcalloc(wsz, sizeof(float), &fail);
-  m->vec_a = xcalloc(vsz, sizeof(float), &fail);
-  m->vec_b = xcalloc(vsz, sizeof(float), &fail);
-  m->x = xcalloc(T * D, sizeof(float), &fail);
-  m->t = xcalloc(T * D, sizeof(float), &fail);
-  m->qkv = xcalloc(T * QKV, sizeof(float), &fail);
-  m->att = xcalloc(T * HD, sizeof(float), &fail);
-  m->scores = xcalloc(T * S, sizeof(float), &fail);
-  m->proj = xcalloc(T * D, sizeof(float), &fail);
-  m->rlogits = xcalloc(T * E, sizeof(float), &fail);
-  m->idx = xcalloc(T * K, sizeof(int32_t), &fail);
-  m->val = xcalloc(T * K, sizeof(float), &fail);
-  m->wts = xcalloc(T * K, sizeof(float), &fail);
-  m->y = xcalloc(T * K * D, sizeof(float), &fail);
-  m->panel1 = xcalloc(2 * I * D, sizeof(float), &fail);
-  m->panel2 = xcalloc(D * I, sizeof(float), &fail);
-  m->ex_in = xcalloc(T * D, sizeof(float), &fail);
-  m->ex_h = xcalloc(T * 2 * I, sizeof(float), &fail);
-  m->ex_u = xcalloc(T * I, sizeof(float), &fail);
-  m->ex_y = xcalloc(T * D, sizeof(float), &fail);
-  m->ex_count = xcalloc(E, sizeof(int), &fail);
-  m->ex_start = xcalloc(E + 1, sizeof(int), &fail);
-  m->ex_slot = xcalloc(T * K, sizeof(int), &fail);
+  m->inv_freq = xcalloc(d2, sizeof(float), &fail, &m->scratch_bytes);
+  m->cos = xcalloc(S * d2, sizeof(float), &fail, &m->scratch_bytes);
+  m->sin = xcalloc(S * d2, sizeof(float), &fail, &m->scratch_bytes);
+  m->w = xcalloc(wsz, sizeof(float), &fail, &m->scratch_bytes);
+  m->vec_a = xcalloc(vsz, sizeof(float), &fail, &m->scratch_bytes);
+  m->vec_b = xcalloc(vsz, sizeof(float), &fail, &m->scratch_bytes);
+  m->x = xcalloc(T * D, sizeof(float), &fail, &m->scratch_bytes);
+  m->t = xcalloc(T * D, sizeof(float), &fail, &m->scratch_bytes);
+  m->qkv = xcalloc(T * QKV, sizeof(float), &fail, &m->scratch_bytes);
+  m->att = xcalloc(T * HD, sizeof(float), &fail, &m->scratch_bytes);
+  m->scores = xcalloc(T * S, sizeof(float), &fail, &m->scratch_bytes);
+  m->proj = xcalloc(T * D, sizeof(float), &fail, &m->scratch_bytes);
+  m->rlogits = xcalloc(T * E, sizeof(float), &fail, &m->scratch_bytes);
+  m->idx = xcalloc(T * K, sizeof(int32_t), &fail, &m->scratch_bytes);
+  m->val = xcalloc(T * K, sizeof(float), &fail, &m->scratch_bytes);
+  m->wts = xcalloc(T * K, sizeof(float), &fail, &m->scratch_bytes);
+  m->y = xcalloc(T * K * D, sizeof(float), &fail, &m->scratch_bytes);
+  m->panel1 = xcalloc(2 * I * D, sizeof(float), &fail, &m->scratch_bytes);
+  m->panel2 = xcalloc(D * I, sizeof(float), &fail, &m->scratch_bytes);
+  m->ex_in = xcalloc(T * D, sizeof(float), &fail, &m->scratch_bytes);
+  m->ex_h = xcalloc(T * 2 * I, sizeof(float), &fail, &m->scratch_bytes);
+  m->ex_u = xcalloc(T * I, sizeof(float), &fail, &m->scratch_bytes);
+  m->ex_y = xcalloc(T * D, sizeof(float), &fail, &m->scratch_bytes);
+  m->ex_count = xcalloc(E, sizeof(int), &fail, &m->scratch_bytes);
+  m->ex_start = xcalloc(E + 1, sizeof(int), &fail, &m->scratch_bytes);
+  m->ex_slot = xcalloc(T * K, sizeof(int), &fail, &m->scratch_bytes);
   if (fail) {
     model_close(m);
     return err_set(e, EXIT_RUNTIME, "model: out of memory allocating scratch for %zu tokens, %zu positions",
@@ -228,6 +230,8 @@ void model_set_progress(model *m, model_progress_fn fn, void *ctx) {
 }
 
 void model_stats_get(const model *m, model_stats *s) { *s = m->st; }
+
+uint64_t model_scratch_bytes(const model *m) { return m->scratch_bytes; }
 
 void model_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
 

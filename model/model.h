@@ -164,4 +164,7 @@ void model_stats_get(const model *m, model_stats *s);
  * commands set it explicitly (never from core counts or bindings). Local, process-wide. */
 void model_set_threads(int n);
 
+/* Bytes of scratch model_open allocated (what plan_scratch_bytes predicts). */
+uint64_t model_scratch_bytes(const model *m);
+
 #endif

@@ -11,10 +11,11 @@
 #undef I
 
 #include "model.h"
+#include "plan.h"
 #include "st.h"
 
 /* Unembedding rows converted per chunk (bounded scratch: UNEMB_CHUNK * D floats). */
-#define MODEL_UNEMB_CHUNK 512
+#define MODEL_UNEMB_CHUNK PLAN_UNEMB_CHUNK /* one constant for the model and the plan */
 
 struct model {
   const ckpt *ck;
@@ -22,6 +23,7 @@ struct model {
   int bf16;                  /* 1: round to bf16 at the reference's rounding points */
   int row_stable;            /* 1: per-token products (model_opts.row_stable) */
   int max_T, max_seq;
+  uint64_t scratch_bytes;    /* bytes allocated by model_open (model_scratch_bytes) */
   int qkv_w;                 /* QKV = Dh*(H+2*KV) */
   float concentration;       /* YaRN conc, as float32 (the reference multiplies in fp32) */
 

@@ -20,8 +20,12 @@ int cli_common_opt(int opt, const char *arg, const char *usage, cli_common *cc, 
   err e = {0};
   double v;
   switch (opt) {
-    case 'h': fputs(usage, stdout); fputs(CLI_COMMON_HELP, stdout); *done = 1; *rc = 0; return 1;
-    case CLI_OPT_VERSION: printf("gptoss-mpi %s\n", GPTOSS_VERSION); *done = 1; *rc = 0; return 1;
+    case 'h': /* under mpirun every rank parses; one copy is enough */
+      if (log_rank() == 0) { fputs(usage, stdout); fputs(CLI_COMMON_HELP, stdout); }
+      *done = 1; *rc = 0; return 1;
+    case CLI_OPT_VERSION:
+      if (log_rank() == 0) printf("gptoss-mpi %s\n", GPTOSS_VERSION);
+      *done = 1; *rc = 0; return 1;
     case 'v': cc->verbose++; if (!cc->quiet) log_set_level(cc->verbose >= 2 ? LOG_DEBUG : LOG_VERBOSE); return 1;
     case 'q': cc->quiet = 1; log_set_level(LOG_QUIET); return 1;
     case CLI_OPT_PROGRESS:

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ckpt.h"
 #include "cli.h"
@@ -144,15 +145,21 @@ static int compare_and_report(const parity_args *a, const trace *ref, const trac
                               const parity_meta *m, int *pass, err *e) {
   parity_result r;
   if (parity_compare(ref, cand, &a->th, &r, e) != 0) return -1;
-  int rc = parity_report_write(a->report, &r, m, ref, cand, e);
+  /* the report last: a job that fails on the way leaves no report that looks finished */
+  int rc = 0;
   char svg[4096] = "";
-  if (rc == 0 && a->summary) {
+  if (a->summary) {
     const char *dot = strrchr(a->summary, '.');
     size_t stem = dot && !strchr(dot, '/') ? (size_t)(dot - a->summary) : strlen(a->summary);
     snprintf(svg, sizeof svg, "%.*s.svg", (int)stem, a->summary);
     const char *slash = strrchr(svg, '/');
     rc = parity_chart_write(svg, &r, e);
     if (rc == 0) rc = parity_summary_write(a->summary, slash ? slash + 1 : svg, &r, m, ref, cand, e);
+  }
+  if (rc == 0) rc = parity_report_write(a->report, &r, m, ref, cand, e);
+  if (rc != 0 && a->summary) {
+    unlink(svg);
+    unlink(a->summary);
   }
   if (rc == 0) {
     for (int l = 0; l < r.L; l++) {

@@ -2,6 +2,7 @@
  *                      [--json]
  * Prints the shard plan (shards/plan.h) without MPI: who owns what and the predicted memory. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,8 @@ static int parse_size(const char *s, uint64_t *out, err *e) {
   }
   if (*end == 'i' || *end == 'B') end++;
   if (*end == 'B') end++;
-  if (*end) return err_set(e, EXIT_USAGE, "--mem-per-rank: '%s' is not a size", s);
+  if (*end || !isfinite(v * mult) || v * mult >= 18446744073709551616.0)
+    return err_set(e, EXIT_USAGE, "--mem-per-rank: '%s' is not a size", s);
   *out = (uint64_t)(v * mult);
   return 0;
 }

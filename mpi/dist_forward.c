@@ -68,7 +68,9 @@ int dfwd_init(dist *d, model *m, int n_layers, int max_tokens, int max_seq, int 
   const plan_rank *me = d->me;
   const size_t T = max_tokens, D = f->c.hidden, K = f->c.top_k, E = f->c.n_experts;
   const size_t I = f->c.intermediate, V = f->c.vocab, G = f->G;
-  if ((uint64_t)T * K * 2 * I > (uint64_t)INT32_MAX || (uint64_t)T * K * D > (uint64_t)INT32_MAX) {
+  /* exchange counts are MPI ints: rows of D (and of 2I when tracing) for every slot */
+  if (G > 1 && ((uint64_t)T * K * D > (uint64_t)INT32_MAX ||
+                (tracing && (uint64_t)T * K * 2 * I > (uint64_t)INT32_MAX))) {
     free(f);
     return err_set(e, EXIT_RUNTIME, "%zu tokens per call are too many for one exchange", T);
   }

@@ -18,7 +18,10 @@ int h5io_create(const char *path, h5io_file *f, err *e) {
   snprintf(f->path, sizeof f->path, "%s", path);
   snprintf(dcopy, sizeof dcopy, "%s", path);
   snprintf(bcopy, sizeof bcopy, "%s", path);
-  snprintf(f->tmp, sizeof f->tmp, "%s/.%s.tmp.%ld", dirname(dcopy), basename(bcopy), (long)getpid());
+  if (strlen(path) >= sizeof dcopy ||
+      (size_t)snprintf(f->tmp, sizeof f->tmp, "%s/.%s.tmp.%ld", dirname(dcopy), basename(bcopy),
+                       (long)getpid()) >= sizeof f->tmp)
+    return err_set(e, EXIT_RUNTIME, "%s: path too long", path);
   f->file = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f->file < 0)
     return err_set(e, EXIT_RUNTIME, "%s: HDF5 could not create the file (directory missing or "
@@ -45,7 +48,7 @@ int h5io_commit(h5io_file *f, err *e) {
   if (rc == 0) {
     char dcopy[4096];
     snprintf(dcopy, sizeof dcopy, "%s", f->path);
-    rc = fs_fsync_dir(dirname(dcopy), e);
+    if ((rc = fs_fsync_dir(dirname(dcopy), e)) != 0) unlink(f->path); /* not durable: not done */
   }
   if (rc != 0) unlink(f->tmp);
   return rc;
@@ -110,4 +113,22 @@ hid_t h5io_group(hid_t loc, const char *file, const char *name, err *e) {
   H5Pclose(lcpl);
   if (g < 0) err_set(e, EXIT_RUNTIME, "%s: HDF5 could not create group '%s'", file, name);
   return g;
+}
+
+int h5io_attr_config(hid_t loc, const gpt_config *c) {
+  const long long ints[] = {c->n_layers, c->n_experts, c->top_k, c->vocab, c->hidden,
+                            c->intermediate};
+  int rc = 0;
+  for (int i = 0; i < 6; i++) rc |= h5io_attr_int(loc, config_key_names[i], ints[i]);
+  rc |= h5io_attr_double(loc, "swiglu_limit", c->swiglu_limit);
+  rc |= h5io_attr_int(loc, "head_dim", c->head_dim);
+  rc |= h5io_attr_int(loc, "num_attention_heads", c->n_heads);
+  rc |= h5io_attr_int(loc, "num_key_value_heads", c->n_kv_heads);
+  rc |= h5io_attr_int(loc, "sliding_window", c->sliding_window);
+  rc |= h5io_attr_int(loc, "initial_context_length", c->initial_context_length);
+  rc |= h5io_attr_double(loc, "rope_theta", c->rope_theta);
+  rc |= h5io_attr_double(loc, "rope_scaling_factor", c->rope_scaling_factor);
+  rc |= h5io_attr_double(loc, "rope_ntk_alpha", c->rope_ntk_alpha);
+  rc |= h5io_attr_double(loc, "rope_ntk_beta", c->rope_ntk_beta);
+  return rc;
 }

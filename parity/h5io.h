@@ -9,6 +9,7 @@
 
 #include <hdf5.h>
 
+#include "config.h"
 #include "err.h"
 
 typedef struct {
@@ -29,6 +30,8 @@ int h5io_write(hid_t loc, const char *file, const char *gpath, const char *name,
 int h5io_attr_int(hid_t loc, const char *name, long long v);
 int h5io_attr_double(hid_t loc, const char *name, double v);
 int h5io_attr_str(hid_t loc, const char *name, const char *v);
+/* The 16 configuration values under their original key names (spec section 1). */
+int h5io_attr_config(hid_t loc, const gpt_config *c);
 /* 1-D attribute arrays. */
 int h5io_attr_ints(hid_t loc, const char *name, const int *v, int n);
 /* A group (with intermediate groups), or -1 with e set. */

@@ -146,19 +146,7 @@ static int write_meta(hid_t root, const trace_meta *meta) {
   rc |= h5io_attr_str(root, "precision", meta->precision);
   rc |= h5io_attr_int(root, "n_ranks", meta->n_ranks);
   rc |= h5io_attr_str(root, "checkpoint", meta->checkpoint ? meta->checkpoint : "");
-  const long long ints[] = {c->n_layers, c->n_experts, c->top_k, c->vocab, c->hidden,
-                            c->intermediate};
-  for (int i = 0; i < 6; i++) rc |= h5io_attr_int(root, config_key_names[i], ints[i]);
-  rc |= h5io_attr_double(root, "swiglu_limit", c->swiglu_limit);
-  rc |= h5io_attr_int(root, "head_dim", c->head_dim);
-  rc |= h5io_attr_int(root, "num_attention_heads", c->n_heads);
-  rc |= h5io_attr_int(root, "num_key_value_heads", c->n_kv_heads);
-  rc |= h5io_attr_int(root, "sliding_window", c->sliding_window);
-  rc |= h5io_attr_int(root, "initial_context_length", c->initial_context_length);
-  rc |= h5io_attr_double(root, "rope_theta", c->rope_theta);
-  rc |= h5io_attr_double(root, "rope_scaling_factor", c->rope_scaling_factor);
-  rc |= h5io_attr_double(root, "rope_ntk_alpha", c->rope_ntk_alpha);
-  rc |= h5io_attr_double(root, "rope_ntk_beta", c->rope_ntk_beta);
+  rc |= h5io_attr_config(root, c);
   rc |= h5io_attr_double(root, "rmsnorm_eps", 1e-5);
   return rc;
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 out=$1; secs=$2
 mkdir -p "$out"
 CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ishards"
-SRC="shards/err.c shards/st.c shards/config.c"
+SRC="shards/err.c shards/st.c shards/config.c shards/quote.c"
 status=0
 for f in tests/fuzz/fuzz_*.c; do
   name=$(basename "$f" .c)

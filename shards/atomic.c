@@ -129,6 +129,7 @@ int atomic_commit(atomic_file *f, err *e) {
   char *dcopy = strdup(f->path);
   int drc = dcopy ? fs_fsync_dir(dirname(dcopy), e) : err_set(e, EXIT_RUNTIME, "out of memory");
   free(dcopy);
+  if (drc != 0) unlink(f->path); /* the rename is not durable: leave nothing that looks done */
   atomic_free(f);
   return drc;
 }

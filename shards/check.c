@@ -1,5 +1,6 @@
 /* Data checks of owned tensors before use (ckpt.h: ckpt_check_rows). */
 #include <stdio.h>
+#include <string.h>
 
 #include "ckpt.h"
 
@@ -24,12 +25,16 @@ int ckpt_check_rows(const ckpt *c, const ckpt_tensor *t, int64_t row0, int64_t n
     for (int64_t r = a; r < b; r++) {
       const int64_t base = (r - part_row0) * cols;
       if (t->dtype == ST_BF16) {
-        const uint16_t *v = (const uint16_t *)pt->data + base;
-        for (int64_t k = 0; k < cols; k++)
-          if (bf16_nonfinite(v[k]))
+        /* memcpy loads: a data section may start at an odd offset */
+        const uint8_t *v = (const uint8_t *)pt->data + 2 * base;
+        for (int64_t k = 0; k < cols; k++) {
+          uint16_t h;
+          memcpy(&h, v + 2 * k, sizeof h);
+          if (bf16_nonfinite(h))
             return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': element %lld of row %lld is %s "
                            "(bf16 0x%04x): corrupt data", file, pt->name, (long long)k,
-                           (long long)(r - part_row0), (v[k] & 0x7f) ? "NaN" : "infinite", v[k]);
+                           (long long)(r - part_row0), (h & 0x7f) ? "NaN" : "infinite", h);
+        }
       } else if (t->role == CK_MLP1_SCALES || t->role == CK_MLP2_SCALES) {
         /* 6 x 2^(s-127) overflows fp32 from s = 253 on; no real checkpoint comes near it */
         const uint8_t *v = (const uint8_t *)pt->data + base;

@@ -1,6 +1,7 @@
 /* Checkpoint directory -> validated tensor catalog (ckpt.h). */
 #define _GNU_SOURCE
 #include "ckpt.h"
+#include "quote.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -113,21 +114,6 @@ static int name_layout(const char *n) {
   return -1;
 }
 
-/* Escape a name from a file for a one-line message. */
-static const char *q(const char *s, char *buf, size_t len) {
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < len; p++) {
-    if (o > 100) {
-      memcpy(buf + o, "...", 3);
-      o += 3;
-      break;
-    }
-    if (*p < 0x20 || *p == 0x7f || *p == '\\') o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-    else buf[o++] = (char)*p;
-  }
-  buf[o] = '\0';
-  return buf;
-}
 
 static void shape_str(int n_dims, const int64_t *shape, char *buf, size_t len) {
   size_t o = (size_t)snprintf(buf, len, "[");
@@ -199,16 +185,16 @@ static int detect_layout(ckpt *c, const entry *ents, size_t n, err *e) {
   char qa[128], qb[128];
   if (first[0] >= 0 && first[1] >= 0)
     return err_set(e, EXIT_RUNTIME, "%s: mixed tensor layouts: '%s' (original, in %s) and '%s' "
-                   "(Hugging Face, in %s)", c->dir, q(ents[first[0]].name, qa, sizeof qa),
+                   "(Hugging Face, in %s)", c->dir, quote_name(ents[first[0]].name, qa, sizeof qa),
                    st_file_path(c->files[ents[first[0]].file]),
-                   q(ents[first[1]].name, qb, sizeof qb),
+                   quote_name(ents[first[1]].name, qb, sizeof qb),
                    st_file_path(c->files[ents[first[1]].file]));
   if (first[0] < 0 && first[1] < 0) {
     if (n == 0)
       return err_set(e, EXIT_RUNTIME, "%s: the safetensors files hold no tensors", c->dir);
     return err_set(e, EXIT_RUNTIME, "%s: unknown tensor '%s' (neither original block.N.* nor "
                    "Hugging Face model.layers.N.* names)", st_file_path(c->files[ents[0].file]),
-                   q(ents[0].name, qa, sizeof qa));
+                   quote_name(ents[0].name, qa, sizeof qa));
   }
   c->layout = first[0] >= 0 ? LAYOUT_ORIGINAL : LAYOUT_HF;
   return 0;
@@ -299,7 +285,7 @@ static int build_catalog(ckpt *c, err *e) {
       int a = ents[i - 1].file < ents[i].file ? ents[i - 1].file : ents[i].file;
       int b = ents[i - 1].file < ents[i].file ? ents[i].file : ents[i - 1].file;
       err_set(e, EXIT_RUNTIME, "tensor '%s' appears in two files: %s and %s",
-              q(ents[i].name, qa, sizeof qa), st_file_path(c->files[a]),
+              quote_name(ents[i].name, qa, sizeof qa), st_file_path(c->files[a]),
               st_file_path(c->files[b]));
       goto out;
     }
@@ -325,7 +311,7 @@ static int build_catalog(ckpt *c, err *e) {
       if (en && !en->used) {
         err_set(e, EXIT_RUNTIME, "%s: unknown tensor '%s' (not one of the %zu tensors "
                 "of a checkpoint in %s layout with num_hidden_layers=%d)",
-                st_file_path(c->files[f]), q(s->name, qa, sizeof qa),
+                st_file_path(c->files[f]), quote_name(s->name, qa, sizeof qa),
                 c->layout == LAYOUT_HF ? n_log + 4 * (size_t)L : n_log,
                 c->layout == LAYOUT_HF ? "Hugging Face" : "original", L);
         goto out;

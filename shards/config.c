@@ -1,5 +1,6 @@
 /* config.json parsing (both spellings), validation, defaults, presets, YaRN (config.h). */
 #include "config.h"
+#include "quote.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -65,15 +66,6 @@ static void *field(gpt_config *c, int k) {
   }
 }
 
-static const char *json_kind(const cJSON *v) {
-  if (cJSON_IsNumber(v)) return "a number";
-  if (cJSON_IsString(v)) return "a string";
-  if (cJSON_IsBool(v)) return "a boolean";
-  if (cJSON_IsNull(v)) return "null";
-  if (cJSON_IsArray(v)) return "an array";
-  if (cJSON_IsObject(v)) return "an object";
-  return "invalid";
-}
 
 /* Store JSON value v into field k; `name` is the key as spelled in the file. */
 static int set_value(const char *path, const char *name, const cJSON *v, int k, gpt_config *c,
@@ -81,7 +73,7 @@ static int set_value(const char *path, const char *name, const cJSON *v, int k, 
   const int kind = keys[k].kind;
   if (!cJSON_IsNumber(v))
     return err_set(e, EXIT_RUNTIME, "%s: key '%s' is %s, expected a number", path, name,
-                   json_kind(v));
+                   quote_json_kind(v));
   const double d = v->valuedouble;
   if (!isfinite(d))
     return err_set(e, EXIT_RUNTIME, "%s: key '%s' = %g is not a finite number", path, name, d);
@@ -128,7 +120,7 @@ static int parse_original(const char *path, const cJSON *root, gpt_config *out, 
 static int check_layer_types(const char *path, const cJSON *lt, int n_layers, err *e) {
   if (!cJSON_IsArray(lt))
     return err_set(e, EXIT_RUNTIME, "%s: key 'layer_types' is %s, expected an array", path,
-                   json_kind(lt));
+                   quote_json_kind(lt));
   int n = cJSON_GetArraySize(lt);
   if (n != n_layers)
     return err_set(e, EXIT_RUNTIME, "%s: key 'layer_types' has %d entries, expected %d "
@@ -139,7 +131,7 @@ static int check_layer_types(const char *path, const cJSON *lt, int n_layers, er
     if (!cJSON_IsString(v) || strcmp(v->valuestring, want) != 0)
       return err_set(e, EXIT_RUNTIME, "%s: layer_types[%d] is %s%.60s%s, expected \"%s\" (GPT-OSS "
                      "alternates sliding (even layers) and full attention (odd layers))", path,
-                     i, cJSON_IsString(v) ? "\"" : json_kind(v),
+                     i, cJSON_IsString(v) ? "\"" : quote_json_kind(v),
                      cJSON_IsString(v) ? v->valuestring : "", cJSON_IsString(v) ? "\"" : "",
                      want);
   }
@@ -150,12 +142,12 @@ static int parse_hf(const char *path, const cJSON *root, gpt_config *out, int *s
   const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
   if (rs && !cJSON_IsObject(rs))
     return err_set(e, EXIT_RUNTIME, "%s: key 'rope_scaling' is %s, expected an object", path,
-                   json_kind(rs));
+                   quote_json_kind(rs));
   if (rs) {
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
     if (rt && !(cJSON_IsString(rt) && strcmp(rt->valuestring, "yarn") == 0))
       return err_set(e, EXIT_RUNTIME, "%s: rope_scaling.rope_type is %s%.60s%s, expected "
-                     "\"yarn\"", path, cJSON_IsString(rt) ? "\"" : json_kind(rt),
+                     "\"yarn\"", path, cJSON_IsString(rt) ? "\"" : quote_json_kind(rt),
                      cJSON_IsString(rt) ? rt->valuestring : "", cJSON_IsString(rt) ? "\"" : "");
   }
   for (int k = 0; k < CONFIG_N_KEYS; k++) {
@@ -202,7 +194,7 @@ int config_parse(const char *path, const char *text, size_t len, ckpt_layout lay
     }
   if (!cJSON_IsObject(root)) {
     err_set(e, EXIT_RUNTIME, "%s: top level is %s, expected a JSON object", path,
-            json_kind(root));
+            quote_json_kind(root));
     goto out;
   }
   int seen[CONFIG_N_KEYS] = {0};
@@ -280,6 +272,13 @@ int config_validate(const gpt_config *c, const char *path, err *e) {
     return err_set(e, EXIT_RUNTIME, "%s: sizes too large: a tensor would exceed 2^60 elements "
                    "(num_experts=%d, intermediate_size=%d, hidden_size=%d, vocab_size=%d)", path,
                    c->n_experts, c->intermediate, c->hidden, c->vocab);
+  /* The widths the forward pass keeps in int (rows of qkv, H*Dh, 2I, and with them every
+   * per-row index) must fit in one. */
+  if (config_qkv_rows(c) > INT_MAX || (int64_t)c->n_heads * c->head_dim > INT_MAX ||
+      2 * (int64_t)c->intermediate > INT_MAX)
+    return err_set(e, EXIT_RUNTIME, "%s: widths too large: head_dim x (num_attention_heads + 2 x "
+                   "num_key_value_heads) = %lld and 2 x intermediate_size = %lld must stay below "
+                   "2^31", path, (long long)config_qkv_rows(c), 2 * (long long)c->intermediate);
   if (c->rope_scaling_factor > 1) {
     config_yarn y;
     config_yarn_params(c, &y);

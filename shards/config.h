@@ -62,7 +62,7 @@ void config_preset_120b(gpt_config *c);
 
 /* Derived sizes. */
 static inline int64_t config_qkv_rows(const gpt_config *c) {
-  return (int64_t)c->head_dim * (c->n_heads + 2 * c->n_kv_heads);
+  return (int64_t)c->head_dim * ((int64_t)c->n_heads + 2 * (int64_t)c->n_kv_heads);
 }
 static inline int config_layer_is_sliding(const gpt_config *c, int layer) {
   return c->sliding_window > 0 && layer % 2 == 0;

@@ -32,13 +32,13 @@ uint64_t plan_expert_bytes(const gpt_config *c) {
   return b / (uint64_t)c->n_experts;
 }
 
-/* Mirrors the allocations of model_open (model/model.c); tests/test_plan.c checks that the two
- * agree. 4096 = the unembedding rows converted per chunk (MODEL_UNEMB_CHUNK). */
+/* Mirrors the allocations of model_open (model/model.c); tests/test_plan_model.c checks that
+ * the two agree. */
 uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq) {
   const uint64_t D = c->hidden, I = c->intermediate, E = c->n_experts, K = c->top_k;
   const uint64_t HD = (uint64_t)c->n_heads * c->head_dim, QKV = config_qkv_rows(c);
   const uint64_t T = max_tokens, S = max_seq, d2 = c->head_dim / 2, V = c->vocab;
-  const uint64_t chunk = V < 4096 ? V : 4096;
+  const uint64_t chunk = V < PLAN_UNEMB_CHUNK ? V : PLAN_UNEMB_CHUNK;
   uint64_t wsz = QKV * D;
   if (D * HD > wsz) wsz = D * HD;
   if (E * D > wsz) wsz = E * D;
@@ -80,7 +80,8 @@ static uint64_t convert_bytes(const gpt_config *c, int leader, int has_head) {
     if (D * HD > w) w = D * HD;
     if ((uint64_t)c->n_experts * D > w) w = (uint64_t)c->n_experts * D;
   }
-  if (has_head && (V < 4096 ? V : 4096) * D > w) w = (V < 4096 ? V : 4096) * D;
+  const uint64_t chunk = V < PLAN_UNEMB_CHUNK ? V : PLAN_UNEMB_CHUNK;
+  if (has_head && chunk * D > w) w = chunk * D;
   return 4 * w;
 }
 

@@ -46,6 +46,8 @@ typedef struct {
 } plan;
 
 #define PLAN_MAX_STAGES 1024
+/* Unembedding rows the forward pass converts to fp32 at a time (model/ uses the same). */
+#define PLAN_UNEMB_CHUNK 512
 /* A looked-up embedding row costs about one page-cache folio of resident memory, not its 2*D
  * bytes: the kernel maps the folio around a fault (Linux 6.18 on ext4: folios up to 2 MiB;
  * measured 0.9-1.6 MiB per row at 20b widths, depending on the folios in the page cache; older

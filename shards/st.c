@@ -1,6 +1,7 @@
 /* safetensors reading: header validation (overflow-checked) and a read-only mapping (st.h). */
 #define _GNU_SOURCE
 #include "st.h"
+#include "quote.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -41,24 +42,6 @@ const char *st_dtype_name(st_dtype t) {
 
 size_t st_dtype_size(st_dtype t) { return (unsigned)t < ST_N_DTYPES ? dtype_sizes[t] : 0; }
 
-/* Names come from untrusted files: quote them with control bytes escaped and a bounded length,
- * so that an error message stays one printable line. */
-static const char *q(const char *s, char *buf, size_t len) {
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < len; p++) {
-    if (o > 100) {
-      memcpy(buf + o, "...", 3);
-      o += 3;
-      break;
-    }
-    if (*p < 0x20 || *p == 0x7f || *p == '\\')
-      o += (size_t)snprintf(buf + o, len - o, "\\x%02x", *p);
-    else
-      buf[o++] = (char)*p;
-  }
-  buf[o] = '\0';
-  return buf;
-}
 
 /* A JSON number that is an exact non-negative integer below 2^53 (from there on doubles skip
  * integers, so the value written in the file may not be the one we read). */
@@ -70,33 +53,24 @@ static int json_u53(const cJSON *v, uint64_t *out) {
   return 0;
 }
 
-static const char *json_kind(const cJSON *v) {
-  if (cJSON_IsNumber(v)) return "a number";
-  if (cJSON_IsString(v)) return "a string";
-  if (cJSON_IsBool(v)) return "a boolean";
-  if (cJSON_IsNull(v)) return "null";
-  if (cJSON_IsArray(v)) return "an array";
-  if (cJSON_IsObject(v)) return "an object";
-  return "invalid";
-}
 
 static void describe_entry(const cJSON *v, char *buf, size_t len) {
   if (cJSON_IsNumber(v))
     snprintf(buf, len, "%.17g", v->valuedouble);
   else if (cJSON_IsString(v)) {
     char qb[128];
-    snprintf(buf, len, "\"%s\"", q(v->valuestring, qb, sizeof qb));
+    snprintf(buf, len, "\"%s\"", quote_name(v->valuestring, qb, sizeof qb));
   } else
-    snprintf(buf, len, "%s", json_kind(v));
+    snprintf(buf, len, "%s", quote_json_kind(v));
 }
 
 static int parse_tensor(const char *path, const cJSON *item, uint64_t data_size,
                         st_tensor *t, err *e) {
   char qn[128];
-  const char *name = q(item->string, qn, sizeof qn);
+  const char *name = quote_name(item->string, qn, sizeof qn);
   if (!cJSON_IsObject(item))
     return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': entry is %s, expected an object "
-                   "{dtype, shape, data_offsets}", path, name, json_kind(item));
+                   "{dtype, shape, data_offsets}", path, name, quote_json_kind(item));
   const cJSON *dt = NULL, *sh = NULL, *off = NULL;
   for (const cJSON *k = item->child; k; k = k->next) {
     const cJSON **slot = strcmp(k->string, "dtype") == 0          ? &dt
@@ -106,7 +80,7 @@ static int parse_tensor(const char *path, const cJSON *item, uint64_t data_size,
     char qk[128];
     if (!slot)
       return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': unknown field '%s' (expected dtype, "
-                     "shape, data_offsets)", path, name, q(k->string, qk, sizeof qk));
+                     "shape, data_offsets)", path, name, quote_name(k->string, qk, sizeof qk));
     if (*slot)
       return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': field '%s' given twice", path, name,
                      k->string);
@@ -118,18 +92,18 @@ static int parse_tensor(const char *path, const cJSON *item, uint64_t data_size,
 
   if (!cJSON_IsString(dt))
     return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': dtype is %s, expected a string", path,
-                   name, json_kind(dt));
+                   name, quote_json_kind(dt));
   int d = st_dtype_parse(dt->valuestring);
   char qd[128];
   if (d < 0)
     return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': unknown dtype '%s' (expected one of "
                    "BOOL, U8, I8, F8_E4M3, F8_E5M2, U16, I16, F16, BF16, U32, I32, F32, U64, "
-                   "I64, F64)", path, name, q(dt->valuestring, qd, sizeof qd));
+                   "I64, F64)", path, name, quote_name(dt->valuestring, qd, sizeof qd));
   t->dtype = (st_dtype)d;
 
   if (!cJSON_IsArray(sh))
     return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': shape is %s, expected an array", path,
-                   name, json_kind(sh));
+                   name, quote_json_kind(sh));
   int n_dims = cJSON_GetArraySize(sh);
   if (n_dims > ST_MAX_DIMS)
     return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': shape has %d dimensions, at most %d "
@@ -194,12 +168,12 @@ static int cmp_offset(const void *a, const void *b, void *ctx) {
 static int check_metadata(const char *path, const cJSON *m, err *e) {
   if (!cJSON_IsObject(m))
     return err_set(e, EXIT_RUNTIME, "%s: __metadata__ is %s, expected an object of strings",
-                   path, json_kind(m));
+                   path, quote_json_kind(m));
   for (const cJSON *v = m->child; v; v = v->next) {
     char qk[128];
     if (!cJSON_IsString(v))
       return err_set(e, EXIT_RUNTIME, "%s: __metadata__ entry '%s' is %s, expected a string",
-                     path, q(v->string, qk, sizeof qk), json_kind(v));
+                     path, quote_name(v->string, qk, sizeof qk), quote_json_kind(v));
   }
   return 0;
 }
@@ -225,7 +199,7 @@ static int parse_json(st_file *f, const char *json, size_t len, err *e) {
     }
   if (!cJSON_IsObject(root)) {
     err_set(e, EXIT_RUNTIME, "%s: header is %s, expected a JSON object", path,
-            json_kind(root));
+            quote_json_kind(root));
     goto out;
   }
   for (const cJSON *it = root->child; it; it = it->next)
@@ -265,7 +239,7 @@ static int parse_json(st_file *f, const char *json, size_t len, err *e) {
     char qa[128];
     if (strcmp(a, b) == 0) {
       err_set(e, EXIT_RUNTIME, "%s: tensor '%s' appears twice in the header", path,
-              q(a, qa, sizeof qa));
+              quote_name(a, qa, sizeof qa));
       goto out;
     }
   }
@@ -284,10 +258,10 @@ static int parse_json(st_file *f, const char *json, size_t len, err *e) {
       if (far && t->file_offset < far->file_offset + far->n_bytes) {
         char qa[128], qb[128];
         err_set(e, EXIT_RUNTIME, "%s: tensor '%s' data [%llu, %llu) overlaps tensor '%s' data "
-                "[%llu, %llu)", path, q(t->name, qa, sizeof qa),
+                "[%llu, %llu)", path, quote_name(t->name, qa, sizeof qa),
                 (unsigned long long)(t->file_offset - f->data_start),
                 (unsigned long long)(t->file_offset - f->data_start + t->n_bytes),
-                q(far->name, qb, sizeof qb),
+                quote_name(far->name, qb, sizeof qb),
                 (unsigned long long)(far->file_offset - f->data_start),
                 (unsigned long long)(far->file_offset - f->data_start + far->n_bytes));
         free(ord);

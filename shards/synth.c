@@ -219,7 +219,7 @@ static void plan_file_name(synth_plan *p, synth_preset preset, int f, char *out,
     snprintf(out, len, "model.safetensors");
 }
 
-static int plan_make(const synth_opts *o, synth_plan *p, err *e) {
+static int synth_layout_make(const synth_opts *o, synth_plan *p, err *e) {
   memset(p, 0, sizeof *p);
   if (synth_config(o, &p->cfg, e) != 0) return -1;
   p->layout = o->layout;
@@ -275,7 +275,7 @@ static int plan_make(const synth_opts *o, synth_plan *p, err *e) {
 
 int synth_total_bytes(const synth_opts *o, uint64_t *total, err *e) {
   synth_plan p;
-  if (plan_make(o, &p, e) != 0) return -1;
+  if (synth_layout_make(o, &p, e) != 0) return -1;
   *total = p.total;
   plan_free(&p);
   return 0;
@@ -572,7 +572,7 @@ int synth_write(const char *out_dir_in, const synth_opts *o, err *e) {
   if (check_target(out_dir, e) != 0) return -1;
 
   synth_plan p;
-  if (plan_make(o, &p, e) != 0) return -1;
+  if (synth_layout_make(o, &p, e) != 0) return -1;
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_dir, (long)getpid());
   if (mkdir(tmp, 0755) != 0) {
     err_errno(e, errno, "%s: cannot create temporary directory", tmp);
