@@ -47,11 +47,13 @@ static const char parity_usage[] =
     "  --min-set-match R      fraction of token-layers with equal expert sets (default 1)\n"
     "  --max-weight-diff X    top-k weight difference per expert id (default 1e-4)\n"
     "  --max-logits-rel X     final logits max |diff| / max |reference| (default 1e-4)\n"
+    "  --max-hidden-rel X     hidden states after attention and after the MLP, max |diff| /\n"
+    "                         max |reference| of the layer (default 1e-4)\n"
     "\n"
     "The computed reference (no --reference) takes the options of `run`:\n";
 
 enum { OPT_ONNX = CLI_OPT_FIRST_COMMAND_OPT, OPT_CAND, OPT_REF, OPT_REPORT, OPT_SUMMARY,
-       OPT_TIE, OPT_MINSET, OPT_MAXW, OPT_MAXLOG, OPT_ORTLIB };
+       OPT_TIE, OPT_MINSET, OPT_MAXW, OPT_MAXLOG, OPT_MAXHID, OPT_ORTLIB };
 
 typedef struct {
   const char *ckpt, *onnx, *cand, *ref, *report, *summary, *ort_lib;
@@ -75,6 +77,7 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
       {"min-set-match", required_argument, 0, OPT_MINSET},
       {"max-weight-diff", required_argument, 0, OPT_MAXW},
       {"max-logits-rel", required_argument, 0, OPT_MAXLOG},
+      {"max-hidden-rel", required_argument, 0, OPT_MAXHID},
       {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);
   parity_thresholds_default(&a->th);
@@ -104,6 +107,7 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
       case OPT_MINSET: prc = cli_parse_double(optarg, "--min-set-match", 0, 1, &a->th.min_set_match, &e); break;
       case OPT_MAXW: prc = cli_parse_double(optarg, "--max-weight-diff", 0, 1e30, &a->th.max_weight_diff, &e); break;
       case OPT_MAXLOG: prc = cli_parse_double(optarg, "--max-logits-rel", 0, 1e30, &a->th.max_logits_rel, &e); break;
+      case OPT_MAXHID: prc = cli_parse_double(optarg, "--max-hidden-rel", 0, 1e30, &a->th.max_hidden_rel, &e); break;
       default: return cli_bad_option("parity");
     }
     if (prc != 0) return cli_usage_error("parity", "%s", e.msg);

@@ -12,6 +12,7 @@ void parity_thresholds_default(parity_thresholds *t) {
   t->min_set_match = 1.0;
   t->max_weight_diff = 1e-4;
   t->max_logits_rel = 1e-4;
+  t->max_hidden_rel = 1e-4;
 }
 
 void parity_result_free(parity_result *r) {
@@ -197,6 +198,9 @@ int parity_compare(const trace *ref, const trace *cand, const parity_thresholds 
     if (!(pl->weight_max <= th->max_weight_diff))
       add_reason(r, l, "layer %d: top-k weights differ by %.3g (threshold %.3g)", l,
                  pl->weight_max, th->max_weight_diff);
+    if (have_hidden && !(pl->attn_err <= th->max_hidden_rel && pl->mlp_err <= th->max_hidden_rel))
+      add_reason(r, l, "layer %d: hidden state differs by %.3g after attention, %.3g after the "
+                 "MLP (threshold %.3g)", l, pl->attn_err, pl->mlp_err, th->max_hidden_rel);
   }
 
   /* final logits */

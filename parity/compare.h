@@ -23,6 +23,8 @@ typedef struct {
   double min_set_match;       /* fraction of non-near-tie token-layers with equal sets (1.0) */
   double max_weight_diff;     /* top-k weight difference per expert id (1e-4) */
   double max_logits_rel;      /* final logits max |a-b| / max |ref| (1e-4) */
+  double max_hidden_rel;      /* hidden states after attention / after the MLP (1e-4), so a
+                               * layer whose routing survives but whose output is wrong fails */
 } parity_thresholds;
 
 void parity_thresholds_default(parity_thresholds *t);

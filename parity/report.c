@@ -29,6 +29,7 @@ static int write_meta(hid_t root, const parity_result *r, const parity_meta *m) 
   rc |= h5io_attr_double(root, "threshold_min_set_match", m->thresholds->min_set_match);
   rc |= h5io_attr_double(root, "threshold_max_weight_diff", m->thresholds->max_weight_diff);
   rc |= h5io_attr_double(root, "threshold_max_logits_rel", m->thresholds->max_logits_rel);
+  rc |= h5io_attr_double(root, "threshold_max_hidden_rel", m->thresholds->max_hidden_rel);
   rc |= h5io_attr_config(root, c);
   return rc;
 }
@@ -208,9 +209,9 @@ int parity_summary_write(const char *path, const char *svg_name, const parity_re
   tx(&t, "| | |\n| --- | --- |\n| checkpoint | `%s` |\n| reference | %s |\n| candidate | %s |\n",
      m->checkpoint, m->reference, m->candidate);
   tx(&t, "| positions compared | %d (%d layers, top-%d of %d experts) |\n", r->T, r->L, r->K, r->E);
-  tx(&t, "| thresholds | expert sets >= %.4g of tokens; top-k weights <= %s; logits <= %s of max; near-tie margin < %s |\n\n",
-     th->min_set_match, fmt_g(th->max_weight_diff, a, 32), fmt_g(th->max_logits_rel, b, 32),
-     fmt_g(th->tie_margin, c, 32));
+  tx(&t, "| thresholds | expert sets >= %.4g of tokens; top-k weights <= %s; hidden states <= %s of max; logits <= %s of max; near-tie margin < %s |\n\n",
+     th->min_set_match, fmt_g(th->max_weight_diff, a, 32), fmt_g(th->max_hidden_rel, d, 32),
+     fmt_g(th->max_logits_rel, b, 32), fmt_g(th->tie_margin, c, 32));
   if (svg_name) tx(&t, "![per-layer match rate and errors](%s)\n\n", svg_name);
   tx(&t, "## Per layer\n\n");
   tx(&t, "Match rates are over the %d positions. A mismatch is a token whose top-%d expert set differs; "
