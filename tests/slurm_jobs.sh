@@ -90,22 +90,8 @@ case $mode in
   export_parity)
     launch=${arg:-srun}
     synth_tiny
-    # parity --onnx (ONNX Runtime candidate) may not be in this build yet: then the job's steps
-    # are export + run (reference trace), and this test says so.
-    "$GPTOSS_BIN" parity "$W/ck" --onnx "$W/none.onnx" --prompt-ids 1 --report "$W/p.h5" \
-      >"$W/probe.txt" 2>&1
-    parity_args=""
-    steps="export run parity"   # the default
-    if grep -q "not available in this build" "$W/probe.txt"; then
-      # the job's parity step then checks the 4-rank reference (run step) against a 1-rank
-      # trace of the same prompt made here: a real report, of rank-count invariance
-      "$GPTOSS_BIN" run "$W/ck" --prompt-ids 12,345,67,89,250,401,5,77 --max-tokens 0 \
-        --trace "$W/one-rank.h5" -q >/dev/null || { echo "FAIL: 1-rank run"; exit 1; }
-      parity_args="--candidate $W/one-rank.h5"
-      echo "NOTE: 'parity --onnx' is not available in this build; the job's parity step checks its reference trace against a 1-rank trace instead of the ONNX model"
-    fi
-    rm -f "$W/p.h5"
-    GPTOSS_CKPT=$W/ck GPTOSS_LAUNCH=$launch GPTOSS_PARITY_ARGS=$parity_args \
+    steps="export run parity"   # the default: the ONNX model, the reference trace, the report
+    GPTOSS_CKPT=$W/ck GPTOSS_LAUNCH=$launch \
       submit ep 150 -n 4 "$GENERIC"
     check "default steps: $steps" "grep -q 'steps: $steps;' '$LOG'"
     J=$W/out/ep-$JOB_ID
@@ -141,9 +127,7 @@ f = h5py.File('$J/reference.h5', 'r')
 assert f['input_ids'].shape == (8,), f['input_ids'].shape
 assert sorted(f['layers'].keys()) == ['0', '1', '2', '3']
 \""
-    if [ -z "$parity_args" ]; then
-      check "parity of the ONNX model" "grep -q 'candidate .*model.onnx' '$J/parity.md'"
-    fi
+    check "parity of the ONNX model in ONNX Runtime" "grep -q 'candidate | ONNX Runtime .*model.onnx' '$J/parity.md'"
     check "DONE in the log" "grep -q 'gptoss-job: DONE (ok)' '$LOG'"
     ;;
 
