@@ -106,35 +106,13 @@ static int add_derived(export_layout *L, size_t *cap, const char *name, exl_sour
   return 0;
 }
 
-/* RoPE inverse frequencies exactly as model/model.c computes them (spec 6.3: float32 tensor
- * arithmetic, low/high/concentration as doubles used as float32 scalars). */
+/* RoPE inverse frequencies: the same function as the forward pass (config_rope_inv_freq). */
 static int rope_init(export_layout *L, err *e) {
   const gpt_config *c = &L->c;
   const int d2 = c->head_dim / 2;
   L->inv_freq = malloc((size_t)d2 * sizeof *L->inv_freq);
   if (!L->inv_freq) return err_set(e, EXIT_RUNTIME, "out of memory (RoPE tables)");
-  float conc = 1.0f;
-  for (int i = 0; i < d2; i++) {
-    const float expo = (float)(2 * i) / (float)c->head_dim;
-    const float freq = powf((float)c->rope_theta, expo);
-    if (c->rope_scaling_factor > 1.0) {
-      config_yarn y;
-      config_yarn_params(c, &y);
-      if (!(0 < y.low && y.low < y.high && y.high < d2 - 1))
-        return err_set(e, EXIT_RUNTIME, "YaRN: need 0 < low < high < head_dim/2 - 1, got low %g "
-                       "high %g", y.low, y.high);
-      conc = (float)y.concentration;
-      const float interp = 1.0f / ((float)c->rope_scaling_factor * freq);
-      const float extrap = 1.0f / freq;
-      float ramp = ((float)i - (float)y.low) / (float)(y.high - y.low);
-      ramp = ramp < 0.0f ? 0.0f : ramp > 1.0f ? 1.0f : ramp;
-      const float mask = 1.0f - ramp;
-      L->inv_freq[i] = interp * (1.0f - mask) + extrap * mask;
-    } else {
-      L->inv_freq[i] = 1.0f / freq;
-    }
-  }
-  L->concentration = conc;
+  if (config_rope_inv_freq(c, L->inv_freq, &L->concentration, e) != 0) return -1;
   return 0;
 }
 
@@ -170,7 +148,10 @@ int export_layout_make(const ckpt *ck, const export_opts *o, const plan *p, expo
   memset(L, 0, sizeof *L);
   L->o = *o;
   L->c = *ckpt_config(ck);
-  if (o->n_layers < 1 || o->n_layers > L->c.n_layers)
+  if (o->sub_model && (o->layer0 < 0 || o->layer0 >= o->n_layers || o->n_layers > L->c.n_layers))
+    return err_set(e, EXIT_USAGE, "--layers %d:%d: need 0 <= A < B <= %d (the checkpoint's "
+                   "layers)", o->layer0, o->n_layers, L->c.n_layers);
+  if (!o->sub_model && (o->layer0 != 0 || o->n_layers < 1 || o->n_layers > L->c.n_layers))
     return err_set(e, EXIT_USAGE, "--max-layers %d: the checkpoint has %d layers", o->n_layers,
                    L->c.n_layers);
   if (o->max_positions < 1)
@@ -180,10 +161,13 @@ int export_layout_make(const ckpt *ck, const export_opts *o, const plan *p, expo
   L->c.n_layers = o->n_layers;
   size_t cap = 0;
   int rc = 0;
-  rc |= add_ckpt(L, &cap, ck, -1, CK_EMBEDDING, EXPORT_DENSE_BF16, e); /* Gather of bf16 rows, Cast after */
-  rc |= add_ckpt(L, &cap, ck, -1, CK_NORM, o->dense, e);
-  rc |= add_ckpt(L, &cap, ck, -1, CK_UNEMBEDDING, o->dense, e);
-  for (int l = 0; l < o->n_layers && rc == 0; l++)
+  if (!o->sub_model) /* Gather of bf16 rows, Cast after */
+    rc |= add_ckpt(L, &cap, ck, -1, CK_EMBEDDING, EXPORT_DENSE_BF16, e);
+  if (export_layout_has_head(L)) {
+    rc |= add_ckpt(L, &cap, ck, -1, CK_NORM, o->dense, e);
+    rc |= add_ckpt(L, &cap, ck, -1, CK_UNEMBEDDING, o->dense, e);
+  }
+  for (int l = o->layer0; l < o->n_layers && rc == 0; l++)
     for (int r = CK_FIRST_LAYER_ROLE; r < CK_N_ROLES && rc == 0; r++) {
       if (o->experts_fp32 && (r == CK_MLP1_SCALES || r == CK_MLP2_SCALES)) continue;
       if (o->experts_fp32 && r == CK_MLP1_BLOCKS)
@@ -223,6 +207,10 @@ int export_layout_make(const ckpt *ck, const export_opts *o, const plan *p, expo
     *end = t->offset + t->n_bytes;
   }
   return 0;
+}
+
+int export_layout_has_head(const export_layout *L) {
+  return !L->o.sub_model || L->o.sub_head;
 }
 
 void export_layout_free(export_layout *L) {

@@ -89,31 +89,9 @@ int model_load_all(model *m, int layer, ckpt_role role, float *out, err *e) {
 static int rope_tables_init(model *m, err *e) {
   const gpt_config *c = &m->c;
   const int d2 = c->head_dim / 2;
-  /* everything below mirrors the reference's float32 tensor arithmetic; low/high/conc are
-   * Python doubles used as float32 scalars */
-  float conc = 1.0f;
-  for (int i = 0; i < d2; i++) {
-    const float expo = (float)(2 * i) / (float)c->head_dim;
-    const float freq = powf((float)c->rope_theta, expo);
-    if (c->rope_scaling_factor > 1.0) {
-      config_yarn y;
-      config_yarn_params(c, &y);
-      if (!(0 < y.low && y.low < y.high && y.high < d2 - 1))
-        return err_set(e, EXIT_RUNTIME,
-                       "YaRN: need 0 < low < high < head_dim/2 - 1, got low %g high %g", y.low,
-                       y.high);
-      conc = (float)y.concentration;
-      const float interp = 1.0f / ((float)c->rope_scaling_factor * freq);
-      const float extrap = 1.0f / freq;
-      float ramp = ((float)i - (float)y.low) / (float)(y.high - y.low);
-      ramp = ramp < 0.0f ? 0.0f : ramp > 1.0f ? 1.0f : ramp;
-      const float mask = 1.0f - ramp;
-      m->inv_freq[i] = interp * (1.0f - mask) + extrap * mask;
-    } else {
-      m->inv_freq[i] = 1.0f / freq;
-    }
-  }
-  m->concentration = conc;
+  /* the reference's float32 tensor arithmetic: angle = float32 product, conc folded in */
+  if (config_rope_inv_freq(c, m->inv_freq, &m->concentration, e) != 0) return -1;
+  const float conc = m->concentration;
   for (int p = 0; p < m->max_seq; p++)
     for (int i = 0; i < d2; i++) {
       const float angle = (float)p * m->inv_freq[i];

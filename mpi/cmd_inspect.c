@@ -11,6 +11,7 @@
 
 #include "ckpt.h"
 #include "cli.h"
+#include "strbuf.h"
 #include "log.h"
 
 static const char inspect_usage[] =
@@ -118,30 +119,6 @@ static int summary_check(const ckpt *c, const ckpt_summary *got, err *e) {
 
 /* ---- text output ----------------------------------------------------------------------------- */
 
-typedef struct {
-  char *p;
-  size_t n, cap;
-  int oom;
-} obuf;
-
-static void ob_printf(obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ob_printf(obuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) { b->oom = 1; return; }
-    if (b->p && (size_t)k < b->cap - b->n) { b->n += (size_t)k; return; }
-    size_t cap = b->cap ? b->cap : 8192;
-    while (cap < b->n + (size_t)k + 1) cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) { b->oom = 1; return; }
-    b->p = np;
-    b->cap = cap;
-  }
-}
 
 /* 26924576 -> "26,924,576" (the spelling of spec section 3). */
 static const char *thousands(uint64_t v, char buf[32]) {
@@ -182,46 +159,46 @@ static void config_values(const gpt_config *c, double v[CONFIG_N_KEYS]) {
   memcpy(v, vals, sizeof vals);
 }
 
-static void text_build(const ckpt *c, const ckpt_summary *s, obuf *b) {
+static void text_build(const ckpt *c, const ckpt_summary *s, strbuf *b) {
   char t1[32], t2[32];
   const gpt_config *cfg = ckpt_config(c);
-  ob_printf(b, "directory  %s\n", ckpt_dir(c));
-  ob_printf(b, "layout     %s\n", ckpt_get_layout(c) == LAYOUT_HF ? "hf (Hugging Face)" : "original");
-  ob_printf(b, "files      %zu\n", ckpt_n_files(c));
+  strbuf_printf(b, "directory  %s\n", ckpt_dir(c));
+  strbuf_printf(b, "layout     %s\n", ckpt_get_layout(c) == LAYOUT_HF ? "hf (Hugging Face)" : "original");
+  strbuf_printf(b, "files      %zu\n", ckpt_n_files(c));
   for (size_t i = 0; i < ckpt_n_files(c); i++) {
     const st_file *f = ckpt_file(c, i);
-    ob_printf(b, "  %-40s %20s B  %5zu tensors\n", base_name(st_file_path(f)),
+    strbuf_printf(b, "  %-40s %20s B  %5zu tensors\n", base_name(st_file_path(f)),
               thousands(st_file_size(f), t1), st_file_n_tensors(f));
   }
-  ob_printf(b, "config     %s\n", ckpt_config_path(c));
+  strbuf_printf(b, "config     %s\n", ckpt_config_path(c));
   double v[CONFIG_N_KEYS];
   config_values(cfg, v);
   for (int k = 0; k < CONFIG_N_KEYS; k++) {
     char num[40];
     fmt_double(num, sizeof num, v[k], k == 6 || k == 13); /* swiglu_limit, rope_scaling_factor */
-    ob_printf(b, "  %-24s %s\n", config_key_names[k], num);
+    strbuf_printf(b, "  %-24s %s\n", config_key_names[k], num);
   }
-  ob_printf(b, "tensors    %llu\n", (unsigned long long)s->n_tensors);
-  ob_printf(b, "per layer (x %d)\n", cfg->n_layers);
-  ob_printf(b, "  bf16                        %s values = %s B\n",
+  strbuf_printf(b, "tensors    %llu\n", (unsigned long long)s->n_tensors);
+  strbuf_printf(b, "per layer (x %d)\n", cfg->n_layers);
+  strbuf_printf(b, "  bf16                        %s values = %s B\n",
             thousands(s->layer_bf16_bytes / 2, t1), thousands(s->layer_bf16_bytes, t2));
-  ob_printf(b, "    attention (norm, qkv, sinks, out)   %s values\n", thousands(s->layer_attn_values, t1));
-  ob_printf(b, "    MoE bf16 (norm, gate, biases)       %s values\n", thousands(s->layer_moe_bf16_values, t1));
-  ob_printf(b, "  MXFP4                       %s B (%s weights)\n", thousands(s->layer_mxfp4_bytes, t1),
+  strbuf_printf(b, "    attention (norm, qkv, sinks, out)   %s values\n", thousands(s->layer_attn_values, t1));
+  strbuf_printf(b, "    MoE bf16 (norm, gate, biases)       %s values\n", thousands(s->layer_moe_bf16_values, t1));
+  strbuf_printf(b, "  MXFP4                       %s B (%s weights)\n", thousands(s->layer_mxfp4_bytes, t1),
             thousands(s->layer_mxfp4_weights, t2));
-  ob_printf(b, "    mlp1 blocks / scales      %s / %s B\n", thousands(s->mlp1_blocks_bytes, t1),
+  strbuf_printf(b, "    mlp1 blocks / scales      %s / %s B\n", thousands(s->mlp1_blocks_bytes, t1),
             thousands(s->mlp1_scales_bytes, t2));
-  ob_printf(b, "    mlp2 blocks / scales      %s / %s B\n", thousands(s->mlp2_blocks_bytes, t1),
+  strbuf_printf(b, "    mlp2 blocks / scales      %s / %s B\n", thousands(s->mlp2_blocks_bytes, t1),
             thousands(s->mlp2_scales_bytes, t2));
-  ob_printf(b, "  one layer total             %s B\n", thousands(s->layer_total_bytes, t1));
-  ob_printf(b, "global bf16 (embedding, unembedding, norm)  %s values = %s B\n",
+  strbuf_printf(b, "  one layer total             %s B\n", thousands(s->layer_total_bytes, t1));
+  strbuf_printf(b, "global bf16 (embedding, unembedding, norm)  %s values = %s B\n",
             thousands(s->global_bf16_values, t1), thousands(s->global_bf16_bytes, t2));
-  ob_printf(b, "all bf16                      %s B\n", thousands(s->all_bf16_bytes, t1));
-  ob_printf(b, "all MXFP4                     %s B\n", thousands(s->all_mxfp4_bytes, t1));
-  ob_printf(b, "total                         %s B = %.2f GiB\n", thousands(s->total_bytes, t1),
+  strbuf_printf(b, "all bf16                      %s B\n", thousands(s->all_bf16_bytes, t1));
+  strbuf_printf(b, "all MXFP4                     %s B\n", thousands(s->all_mxfp4_bytes, t1));
+  strbuf_printf(b, "total                         %s B = %.2f GiB\n", thousands(s->total_bytes, t1),
             (double)s->total_bytes / (1024.0 * 1024.0 * 1024.0));
-  ob_printf(b, "parameters                    %s\n", thousands(s->n_params, t1));
-  ob_printf(b, "one layer's experts dequantized to bf16  %s B\n",
+  strbuf_printf(b, "parameters                    %s\n", thousands(s->n_params, t1));
+  strbuf_printf(b, "one layer's experts dequantized to bf16  %s B\n",
             thousands(s->layer_experts_bf16_bytes, t1));
 }
 
@@ -326,7 +303,7 @@ int cmd_inspect(int argc, char **argv) {
     out = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
   } else {
-    obuf b = {0};
+    strbuf b = {0};
     text_build(c, &s, &b);
     if (b.oom) free(b.p);
     else out = b.p;

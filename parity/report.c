@@ -9,6 +9,7 @@
 
 #include "atomic.h"
 #include "h5io.h"
+#include "strbuf.h"
 
 /* ---------------------------------------------------------------- HDF5 */
 
@@ -162,30 +163,9 @@ int parity_report_write(const char *path, const parity_result *r, const parity_m
 
 /* ---------------------------------------------------------------- text outputs */
 
-/* A growing text buffer, written atomically at the end. */
-typedef struct { char *p; size_t n, cap; int oom; } text;
 
-__attribute__((format(printf, 2, 3))) static void tx(text *t, const char *fmt, ...) {
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = t->oom ? 0 : vsnprintf(t->p ? t->p + t->n : NULL, t->p ? t->cap - t->n : 0, fmt, ap);
-    va_end(ap);
-    if (t->oom || k < 0) return;
-    if (t->p && t->n + (size_t)k < t->cap) {
-      t->n += (size_t)k;
-      return;
-    }
-    size_t cap = t->cap ? t->cap * 2 : 8192;
-    while (cap < t->n + (size_t)k + 1) cap *= 2;
-    char *np = realloc(t->p, cap);
-    if (!np) { t->oom = 1; return; }
-    t->p = np;
-    t->cap = cap;
-  }
-}
 
-static int tx_save(text *t, const char *path, err *e) {
+static int tx_save(strbuf *t, const char *path, err *e) {
   int rc = t->oom ? err_set(e, EXIT_RUNTIME, "%s: out of memory", path)
                   : atomic_write_file(path, t->p ? t->p : "", t->n, e);
   free(t->p);
@@ -201,39 +181,39 @@ static const char *fmt_g(double v, char *buf, size_t n) {
 
 int parity_summary_write(const char *path, const char *svg_name, const parity_result *r,
                          const parity_meta *m, const trace *ref, const trace *cand, err *e) {
-  text t = {0};
+  strbuf t = {0};
   const parity_thresholds *th = m->thresholds;
   char a[32], b[32], c[32], d[32], f[32];
-  tx(&t, "# Routing parity: %s\n\n", r->pass ? "PASS" : "FAIL");
-  if (!r->pass) tx(&t, "**Failed checks:** %s\n\n", r->reasons);
-  tx(&t, "| | |\n| --- | --- |\n| checkpoint | `%s` |\n| reference | %s |\n| candidate | %s |\n",
+  strbuf_printf(&t, "# Routing parity: %s\n\n", r->pass ? "PASS" : "FAIL");
+  if (!r->pass) strbuf_printf(&t, "**Failed checks:** %s\n\n", r->reasons);
+  strbuf_printf(&t, "| | |\n| --- | --- |\n| checkpoint | `%s` |\n| reference | %s |\n| candidate | %s |\n",
      m->checkpoint, m->reference, m->candidate);
-  tx(&t, "| positions compared | %d (%d layers, top-%d of %d experts) |\n", r->T, r->L, r->K, r->E);
-  tx(&t, "| thresholds | expert sets >= %.4g of tokens; top-k weights <= %s; hidden states <= %s of max; logits <= %s of max; near-tie margin < %s |\n\n",
+  strbuf_printf(&t, "| positions compared | %d (%d layers, top-%d of %d experts) |\n", r->T, r->L, r->K, r->E);
+  strbuf_printf(&t, "| thresholds | expert sets >= %.4g of tokens; top-k weights <= %s; hidden states <= %s of max; logits <= %s of max; near-tie margin < %s |\n\n",
      th->min_set_match, fmt_g(th->max_weight_diff, a, 32), fmt_g(th->max_hidden_rel, d, 32),
      fmt_g(th->max_logits_rel, b, 32), fmt_g(th->tie_margin, c, 32));
-  if (svg_name) tx(&t, "![per-layer match rate and errors](%s)\n\n", svg_name);
-  tx(&t, "## Per layer\n\n");
-  tx(&t, "Match rates are over the %d positions. A mismatch is a token whose top-%d expert set differs; "
+  if (svg_name) strbuf_printf(&t, "![per-layer match rate and errors](%s)\n\n", svg_name);
+  strbuf_printf(&t, "## Per layer\n\n");
+  strbuf_printf(&t, "Match rates are over the %d positions. A mismatch is a token whose top-%d expert set differs; "
          "its reference margin (k-th minus (k+1)-th router logit) says how close the router was to a tie.\n\n",
      r->T, r->K);
-  tx(&t, "| layer | expert sets | expert order | mismatches | near-ties | max weight diff | mean weight diff | "
+  strbuf_printf(&t, "| layer | expert sets | expert order | mismatches | near-ties | max weight diff | mean weight diff | "
          "max router-logit diff | hidden err after attn | hidden err after MLP | smallest margin |\n");
-  tx(&t, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  strbuf_printf(&t, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (int l = 0; l < r->L; l++) {
     const parity_layer *p = &r->layers[l];
     char g[32];
-    tx(&t, "| %d | %.1f %% | %.1f %% | %d | %d | %s | %s | %s | %s | %s | %s |\n", l,
+    strbuf_printf(&t, "| %d | %.1f %% | %.1f %% | %d | %d | %s | %s | %s | %s | %s | %s |\n", l,
        100 * p->set_match, 100 * p->order_match, p->n_mismatch, p->n_near_tie,
        fmt_g(p->weight_max, a, 32), fmt_g(p->weight_mean, b, 32), fmt_g(p->router_max, c, 32),
        fmt_g(p->attn_err, d, 32), fmt_g(p->mlp_err, f, 32), fmt_g(p->margin_min, g, 32));
   }
-  tx(&t, "\n## Final logits\n\nmax |difference| %s, relative to max |reference| %s; top-1 token agrees at %.1f %% of the positions.\n\n",
+  strbuf_printf(&t, "\n## Final logits\n\nmax |difference| %s, relative to max |reference| %s; top-1 token agrees at %.1f %% of the positions.\n\n",
      fmt_g(r->logits_max_abs, a, 32), fmt_g(r->logits_rel, b, 32), 100 * r->top1_agree);
   int shown = 0, total = 0;
   for (size_t i = 0; i < (size_t)r->L * r->T; i++) total += !r->set_match[i];
   if (total) {
-    tx(&t, "## Expert-set mismatches (%d)\n\n| layer | position | reference experts | candidate experts | reference margin | |\n| ---: | ---: | --- | --- | ---: | --- |\n", total);
+    strbuf_printf(&t, "## Expert-set mismatches (%d)\n\n| layer | position | reference experts | candidate experts | reference margin | |\n| ---: | ---: | --- | --- | ---: | --- |\n", total);
     for (int l = 0; l < r->L && shown < 50; l++)
       for (int tk = 0; tk < r->T && shown < 50; tk++) {
         const size_t i = (size_t)l * r->T + tk;
@@ -244,14 +224,14 @@ int parity_summary_write(const char *path, const char *svg_name, const parity_re
           snprintf(er + n1, sizeof er - n1, "%s%d", j ? "," : "", ref->layers[l].topk_indices[(size_t)tk * r->K + j]);
           snprintf(ec + n2, sizeof ec - n2, "%s%d", j ? "," : "", cand->layers[l].topk_indices[(size_t)tk * r->K + j]);
         }
-        tx(&t, "| %d | %d | %s | %s | %s | %s%s |\n", l, tk, er, ec, fmt_g(r->margin[i], a, 32),
+        strbuf_printf(&t, "| %d | %d | %s | %s | %s | %s%s |\n", l, tk, er, ec, fmt_g(r->margin[i], a, 32),
            r->near_tie[i] ? "near-tie" : "**failure**",
            r->after_mismatch[i] ? " (after an earlier mismatch at this position)" : "");
         shown++;
       }
-    if (shown < total) tx(&t, "\n(%d more in the HDF5 report, group /mismatches)\n", total - shown);
+    if (shown < total) strbuf_printf(&t, "\n(%d more in the HDF5 report, group /mismatches)\n", total - shown);
   }
-  tx(&t, "\nProduced by gptoss-mpi %s. Every per-token figure is in the HDF5 report (docs/parity-report.md).\n",
+  strbuf_printf(&t, "\nProduced by gptoss-mpi %s. Every per-token figure is in the HDF5 report (docs/parity-report.md).\n",
      GPTOSS_VERSION);
   return tx_save(&t, path, e);
 }
@@ -259,18 +239,18 @@ int parity_summary_write(const char *path, const char *svg_name, const parity_re
 /* Two panels: bars of the expert-set match rate per layer (0..100 %), and the hidden-state and
  * weight errors per layer on a log scale (1e-9 .. 1). */
 int parity_chart_write(const char *path, const parity_result *r, err *e) {
-  text t = {0};
+  strbuf t = {0};
   const int L = r->L, W = 760, H = 520, x0 = 70, pw = W - x0 - 20, ph = 170;
   const int top1 = 40, top2 = 300;
   const double bw = L ? (double)pw / L : pw;
-  tx(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-  tx(&t, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-  tx(&t, "<text x=\"%d\" y=\"22\" font-size=\"15\">Routing parity per layer: %s</text>\n", x0, r->pass ? "PASS" : "FAIL");
-  tx(&t, "<text x=\"%d\" y=\"%d\">expert-set match rate (%%): green = every position matches, "
+  strbuf_printf(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+  strbuf_printf(&t, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+  strbuf_printf(&t, "<text x=\"%d\" y=\"22\" font-size=\"15\">Routing parity per layer: %s</text>\n", x0, r->pass ? "PASS" : "FAIL");
+  strbuf_printf(&t, "<text x=\"%d\" y=\"%d\">expert-set match rate (%%): green = every position matches, "
          "red = failures, amber = near-ties</text>\n", x0, top1 + 8);
   for (int k = 0; k <= 4; k++) {
     double y = top1 + 15 + ph - ph * k / 4.0;
-    tx(&t, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n",
+    strbuf_printf(&t, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n",
        x0, x0 + pw, y, y, x0 - 6, y + 4, 25 * k);
   }
   for (int l = 0; l < L; l++) {
@@ -278,25 +258,25 @@ int parity_chart_write(const char *path, const parity_result *r, err *e) {
     double rate = r->T ? (double)(r->T - p->n_mismatch) / r->T : 1;
     double h = ph * rate, hm = ph * p->set_match;
     double x = x0 + l * bw + bw * 0.15, w = bw * 0.7;
-    tx(&t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>layer %d: %.1f %% (near-ties %d)</title></rect>\n",
+    strbuf_printf(&t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>layer %d: %.1f %% (near-ties %d)</title></rect>\n",
        x, top1 + 15 + ph - h, w, h, rate >= 1 ? "#4a8" : "#c44", l, 100 * p->set_match, p->n_near_tie);
     if (hm < h)
-      tx(&t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#e9b949\"/>\n", x,
+      strbuf_printf(&t, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#e9b949\"/>\n", x,
          top1 + 15 + ph - h, w, h - hm);
     if (L <= 40 || l % (L / 20 + 1) == 0) {
-      tx(&t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", x + w / 2, top1 + ph + 30, l);
-      tx(&t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", x + w / 2, top2 + ph + 30, l);
+      strbuf_printf(&t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", x + w / 2, top1 + ph + 30, l);
+      strbuf_printf(&t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", x + w / 2, top2 + ph + 30, l);
     }
   }
-  tx(&t, "<text x=\"%d\" y=\"%d\">errors (log scale): hidden after MLP (blue), after attention (grey), top-k weights (orange)</text>\n", x0, top2 + 8);
+  strbuf_printf(&t, "<text x=\"%d\" y=\"%d\">errors (log scale): hidden after MLP (blue), after attention (grey), top-k weights (orange)</text>\n", x0, top2 + 8);
   for (int k = 0; k <= 9; k += 3) {
     double y = top2 + 15 + ph * k / 9.0;
-    tx(&t, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e-%d</text>\n",
+    strbuf_printf(&t, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e-%d</text>\n",
        x0, x0 + pw, y, y, x0 - 6, y + 4, k);
   }
   const char *colors[3] = {"#36c", "#999", "#e80"};
   for (int s = 0; s < 3; s++) {
-    tx(&t, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colors[s]);
+    strbuf_printf(&t, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colors[s]);
     for (int l = 0; l < L; l++) {
       const parity_layer *p = &r->layers[l];
       double v = s == 0 ? p->mlp_err : s == 1 ? p->attn_err : p->weight_max;
@@ -304,11 +284,11 @@ int parity_chart_write(const char *path, const parity_result *r, err *e) {
       double lg = v > 0 ? -log10(v) : 9;
       if (lg < 0) lg = 0;
       if (lg > 9) lg = 9;
-      tx(&t, "%.1f,%.1f ", x0 + l * bw + bw / 2, top2 + 15 + ph * lg / 9.0);
+      strbuf_printf(&t, "%.1f,%.1f ", x0 + l * bw + bw / 2, top2 + 15 + ph * lg / 9.0);
     }
-    tx(&t, "\"/>\n");
+    strbuf_printf(&t, "\"/>\n");
   }
-  tx(&t, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">layer</text>\n", x0 + pw / 2, H - 8);
-  tx(&t, "</svg>\n");
+  strbuf_printf(&t, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">layer</text>\n", x0 + pw / 2, H - 8);
+  strbuf_printf(&t, "</svg>\n");
   return tx_save(&t, path, e);
 }

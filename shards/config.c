@@ -306,6 +306,34 @@ void config_yarn_params(const gpt_config *c, config_yarn *out) {
   out->high = d2 * log(c->initial_context_length / (c->rope_ntk_alpha * two_pi)) / lt;
 }
 
+int config_rope_inv_freq(const gpt_config *c, float *inv_freq, float *concentration, err *e) {
+  const int d2 = c->head_dim / 2;
+  float conc = 1.0f;
+  for (int i = 0; i < d2; i++) {
+    const float expo = (float)(2 * i) / (float)c->head_dim;
+    const float freq = powf((float)c->rope_theta, expo);
+    if (c->rope_scaling_factor > 1.0) {
+      config_yarn y;
+      config_yarn_params(c, &y);
+      if (!(0 < y.low && y.low < y.high && y.high < d2 - 1))
+        return err_set(e, EXIT_RUNTIME,
+                       "YaRN: need 0 < low < high < head_dim/2 - 1, got low %g high %g", y.low,
+                       y.high);
+      conc = (float)y.concentration;
+      const float interp = 1.0f / ((float)c->rope_scaling_factor * freq);
+      const float extrap = 1.0f / freq;
+      float ramp = ((float)i - (float)y.low) / (float)(y.high - y.low);
+      ramp = ramp < 0.0f ? 0.0f : ramp > 1.0f ? 1.0f : ramp;
+      const float mask = 1.0f - ramp;
+      inv_freq[i] = interp * (1.0f - mask) + extrap * mask;
+    } else {
+      inv_freq[i] = 1.0f / freq;
+    }
+  }
+  *concentration = conc;
+  return 0;
+}
+
 void config_defaults(gpt_config *c) { config_preset_120b(c); }
 
 void config_preset_120b(gpt_config *c) {

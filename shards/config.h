@@ -72,6 +72,11 @@ static inline int config_layer_is_sliding(const gpt_config *c, int layer) {
 typedef struct { double low, high, concentration; } config_yarn;
 void config_yarn_params(const gpt_config *c, config_yarn *out);
 
+/* RoPE inverse frequencies and concentration exactly as the reference computes them (spec 6.3:
+ * float32 tensor arithmetic; low/high/concentration are doubles used as float32 scalars).
+ * inv_freq: [head_dim/2]. Used by the forward pass and by the exporter, so both agree bitwise. */
+int config_rope_inv_freq(const gpt_config *c, float *inv_freq, float *concentration, err *e);
+
 /* Write the config as an original-layout config.json (16 keys, spec section 1 order). */
 int config_to_json_original(const gpt_config *c, char *buf, size_t len);
 /* Write the config as a Hugging Face config.json. */

@@ -1,6 +1,7 @@
 /* Random checkpoints in the official layout, streamed to disk (contract in synth.h). */
 #define _GNU_SOURCE
 #include "synth.h"
+#include "strbuf.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,30 +27,6 @@
 
 /* ---- growable string ---------------------------------------------------------------------- */
 
-typedef struct {
-  char *p;
-  size_t n, cap;
-  int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) { b->oom = 1; return; }
-    if (b->p && (size_t)k < b->cap - b->n) { b->n += (size_t)k; return; }
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + (size_t)k + 1) cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) { b->oom = 1; return; }
-    b->p = np;
-    b->cap = cap;
-  }
-}
 
 /* ---- plan: every tensor of every file, with its offsets -------------------------------------- */
 
@@ -246,20 +223,20 @@ static int synth_layout_make(const synth_opts *o, synth_plan *p, err *e) {
   size_t i = 0;
   for (int f = 0; f < nf; f++) {
     plan_file_name(p, o->preset, f, p->fname[f], sizeof p->fname[f]);
-    sbuf b = {0};
-    sb_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    strbuf b = {0};
+    strbuf_printf(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
     uint64_t off = 0;
     for (; i < p->n && p->t[i].file == f; i++) {
       synth_entry *t = &p->t[i];
       t->offset = off;
-      sb_printf(&b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, st_dtype_name(t->dtype));
-      for (int d = 0; d < t->n_dims; d++) sb_printf(&b, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-      sb_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+      strbuf_printf(&b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, st_dtype_name(t->dtype));
+      for (int d = 0; d < t->n_dims; d++) strbuf_printf(&b, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+      strbuf_printf(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
                 (unsigned long long)(off + t->n_bytes));
       off += t->n_bytes;
     }
-    sb_printf(&b, "}");
-    while (!b.oom && b.n % 8 != 0) sb_printf(&b, " ");
+    strbuf_printf(&b, "}");
+    while (!b.oom && b.n % 8 != 0) strbuf_printf(&b, " ");
     if (b.oom) {
       free(b.p);
       plan_free(p);
@@ -450,7 +427,7 @@ static int close_synced(int fd, const char *path, err *e) {
   return 0;
 }
 
-static int write_small(const char *dir, const char *name, const sbuf *b, err *e) {
+static int write_small(const char *dir, const char *name, const strbuf *b, err *e) {
   char path[PATH_BUF];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   if (b->oom) return err_set(e, EXIT_RUNTIME, "%s: out of memory", path);
@@ -497,30 +474,30 @@ static int write_json_files(const synth_plan *p, const char *dir, err *e) {
   int n = p->layout == LAYOUT_HF ? config_to_json_hf(&p->cfg, cfg, cap)
                                  : config_to_json_original(&p->cfg, cfg, cap);
   if (n < 0) { free(cfg); return err_set(e, EXIT_RUNTIME, "synth: config.json buffer too small"); }
-  sbuf b = {cfg, (size_t)n, cap, 0};
+  strbuf b = {cfg, (size_t)n, cap, 0};
   int rc = write_small(dir, "config.json", &b, e);
   free(cfg);
   if (rc != 0) return -1;
 
-  sbuf j = {0};
+  strbuf j = {0};
   if (p->layout == LAYOUT_HF) {
     uint64_t total = 0;
     for (size_t i = 0; i < p->n; i++) total += p->t[i].n_bytes;
-    sb_printf(&j, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {",
+    strbuf_printf(&j, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {",
               (unsigned long long)total);
     for (size_t i = 0; i < p->n; i++)
-      sb_printf(&j, "%s\n    \"%s\": \"%s\"", i ? "," : "", p->t[i].name, p->fname[p->t[i].file]);
-    sb_printf(&j, "\n  }\n}\n");
+      strbuf_printf(&j, "%s\n    \"%s\": \"%s\"", i ? "," : "", p->t[i].name, p->fname[p->t[i].file]);
+    strbuf_printf(&j, "\n  }\n}\n");
     rc = write_small(dir, "model.safetensors.index.json", &j, e);
   } else {
-    sb_printf(&j, "{");
+    strbuf_printf(&j, "{");
     for (size_t i = 0; i < p->n; i++) {
       const synth_entry *t = &p->t[i];
       const char *dt = t->dtype == ST_BF16 ? "BF16"
                        : (t->role == CK_MLP1_BLOCKS || t->role == CK_MLP2_BLOCKS) ? "FP4" : "UE8";
-      sb_printf(&j, "%s\n  \"%s\": \"%s\"", i ? "," : "", t->name, dt);
+      strbuf_printf(&j, "%s\n  \"%s\": \"%s\"", i ? "," : "", t->name, dt);
     }
-    sb_printf(&j, "\n}\n");
+    strbuf_printf(&j, "\n}\n");
     rc = write_small(dir, "dtypes.json", &j, e);
   }
   free(j.p);
