@@ -94,10 +94,14 @@ static void shared_values(gctx *x) {
   const gpt_config *c = x->c;
   onnx_graph *g = x->root;
   onnx_node *n;
-  const char *sh = gx_op(x, g, "/shapes", "Shape", "Shape", IN("input_ids"), NULL);
+  const int sub = x->L->o.sub_model;
+  const char *sh = gx_op(x, g, "/shapes", "Shape", "Shape", IN(sub ? "hidden_in" : "input_ids"), NULL);
   const int64_t z = 0, o = 1, t = 2;
   x->B1 = gx_op(x, g, "/shapes", "Slice", "batch", IN(sh, gx_i64(x, 1, &z), gx_i64(x, 1, &o)), NULL);
   x->S1 = gx_op(x, g, "/shapes", "Slice", "sequence", IN(sh, gx_i64(x, 1, &o), gx_i64(x, 1, &t)), NULL);
+  /* a sub-model's input is [B, S, D]: the positions are expanded to its first two dims */
+  if (sub)
+    sh = gx_op(x, g, "/shapes", "Slice", "batch_sequence", IN(sh, gx_i64(x, 1, &z), gx_i64(x, 1, &t)), NULL);
   x->shape_q = shape3(x, "q", (int64_t)c->n_heads * c->head_dim);
   x->shape_kv = shape3(x, "kv", (int64_t)c->n_kv_heads * c->head_dim);
   x->shape_d = shape3(x, "hidden", c->hidden);
@@ -261,28 +265,40 @@ int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
   x.c = &L->c;
   if (onnx_graph_init("gpt-oss", &x.root, e) != 0) return -1;
   onnx_graph *g = x.root;
-  const onnx_dim in_dims[2] = {{0, "batch"}, {0, "sequence"}};
-  onnx_graph_add_input(g, "input_ids", ONNX_INT64, 2, in_dims);
+  const onnx_dim in_dims[3] = {{0, "batch"}, {0, "sequence"}, {L->c.hidden, NULL}};
+  if (L->o.sub_model) onnx_graph_add_input(g, "hidden_in", ONNX_FLOAT, 3, in_dims);
+  else onnx_graph_add_input(g, "input_ids", ONNX_INT64, 2, in_dims);
   add_initializers(&x);
   shared_values(&x);
 
-  /* embedding: Gather of bf16 rows, then Cast (only the gathered rows are converted) */
-  const int64_t flat = -1;
-  const char *ids = gx_op(&x, g, "/embedding", "Reshape", NULL, IN("input_ids", gx_i64(&x, 1, &flat)), NULL);
+  const char *h;
   onnx_node *n;
-  const char *rows = gx_op(&x, g, "/embedding", "Gather", NULL, IN("embedding.weight", ids), &n);
-  onnx_node_attr_int(n, "axis", 0);
-  const char *h = gx_op(&x, g, "/embedding", "Cast", NULL, IN(rows), &n);
-  onnx_node_attr_int(n, "to", ONNX_FLOAT);
+  if (L->o.sub_model) {
+    /* the residual stream at the boundary, kept 2-D [B*S, D] like everywhere else */
+    const int64_t flat2[2] = {-1, L->c.hidden};
+    h = gx_op(&x, g, "/hidden_in", "Reshape", NULL, IN("hidden_in", gx_i64(&x, 2, flat2)), NULL);
+  } else {
+    /* embedding: Gather of bf16 rows, then Cast (only the gathered rows are converted) */
+    const int64_t flat = -1;
+    const char *ids = gx_op(&x, g, "/embedding", "Reshape", NULL, IN("input_ids", gx_i64(&x, 1, &flat)), NULL);
+    const char *rows = gx_op(&x, g, "/embedding", "Gather", NULL, IN("embedding.weight", ids), &n);
+    onnx_node_attr_int(n, "axis", 0);
+    h = gx_op(&x, g, "/embedding", "Cast", NULL, IN(rows), &n);
+    onnx_node_attr_int(n, "to", ONNX_FLOAT);
+  }
 
-  for (int l = 0; l < L->c.n_layers; l++) {
+  for (int l = L->o.layer0; l < L->o.n_layers; l++) {
     h = attn_block(&x, l, h);
     h = export_moe_block(&x, l, h);
   }
 
-  const char *hn = rmsnorm(&x, "/norm", h, "norm.scale");
-  const char *lg = linear(&x, "/unembedding", hn, "unembedding.weight", NULL);
-  expose(&x, "/unembedding", "Reshape", lg, x.shape_v, "logits", ONNX_FLOAT, L->c.vocab);
+  if (L->o.sub_model)
+    expose(&x, "/hidden_out", "Reshape", h, x.shape_d, "hidden_out", ONNX_FLOAT, L->c.hidden);
+  if (export_layout_has_head(L)) {
+    const char *hn = rmsnorm(&x, "/norm", h, "norm.scale");
+    const char *lg = linear(&x, "/unembedding", hn, "unembedding.weight", NULL);
+    expose(&x, "/unembedding", "Reshape", lg, x.shape_v, "logits", ONNX_FLOAT, L->c.vocab);
+  }
   /* a broken graph is reported when it is written; check here to fail early */
   if (onnx_graph_n_nodes(g) == 0) {
     onnx_graph_free(g);

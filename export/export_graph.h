@@ -5,6 +5,10 @@
  * with expose_routing / expose_hidden also, per layer n, routing.{n}.topk_indices int64
  * [batch, sequence, K], routing.{n}.topk_weights [batch, sequence, K], routing.{n}.router_logits
  * [batch, sequence, E], hidden.{n}.after_attn / hidden.{n}.after_mlp [batch, sequence, D].
+ * A sub-model (export_opts.sub_model, `export --layers A:B`) computes layers [A, B) only: input
+ * `hidden_in` float [batch, sequence, D] (the residual stream entering layer A; positions are
+ * still 0..sequence-1), output `hidden_out` [batch, sequence, D] (after layer B-1's MLP), plus
+ * `logits` when sub_head; exposed outputs keep the global layer numbers.
  *
  * Per layer: RMSNormalization, Gemm (qkv), RotaryEmbedding (half split, caches from the
  * layout), Attention (3D, GQA via q_num_heads/kv_num_heads, scale 1/sqrt(Dh)) with the sinks as

@@ -3,7 +3,8 @@
  *
  * The tensor list is a pure function of (checkpoint config, options): the globals (embedding,
  * final norm, unembedding), then every exported layer's tensors in checkpoint role order, then
- * the derived tables (MXFP4 LUTs, RoPE cos/sin caches). Offsets are a pure function of that
+ * the derived tables. A sub-model (--layers A:B) has layers [A, B) only, no embedding, and the
+ * final norm and unembedding only with sub_head (MXFP4 LUTs, RoPE cos/sin caches). Offsets are a pure function of that
  * list: tensors of 1 MiB and more start at a multiple of 64 KiB, smaller ones at a multiple of
  * 64 bytes, in list order. In "single" mode there is one file (model.onnx.data) and the layout
  * does not depend on the rank count at all, so neither do the bytes written. In "per-rank" mode
@@ -39,7 +40,13 @@ enum { EXPORT_DENSE_BF16 = 0, EXPORT_DENSE_FP32 = 1, EXPORT_DENSE_AUTO = 2 };
 typedef struct {
   int experts_fp32;        /* 1: --weights fp32 (experts decoded at export time) */
   int dense;               /* EXPORT_DENSE_*: how bf16 checkpoint tensors are stored */
-  int n_layers;            /* layers exported (--max-layers), 1..L */
+  int layer0;              /* first exported layer: A of --layers A:B, else 0 */
+  int n_layers;            /* end of the exported layers (exclusive): --max-layers N, B of
+                            * --layers A:B, or L */
+  int sub_model;           /* 1: --layers A:B: input hidden_in and output hidden_out [batch,
+                            * sequence, D] instead of input_ids + embedding */
+  int sub_head;            /* sub_model only: also the final norm, unembedding and logits
+                            * (B is the last layer the caller runs) */
   int max_positions;       /* rows of the RoPE caches = longest sequence the model accepts */
   int per_rank_files;      /* 1: --data-files per-rank */
   int expose_routing, expose_hidden;
@@ -92,6 +99,8 @@ typedef struct {
 int export_layout_make(const ckpt *ck, const export_opts *o, const plan *p, export_layout *L,
                        err *e);
 void export_layout_free(export_layout *L);
+/* 1 if the model ends with the final norm, the unembedding and `logits`. */
+int export_layout_has_head(const export_layout *L);
 /* Name of data file f ("model.onnx.data" or "model.onnx.data.<f>") into buf. */
 void export_layout_file_name(const export_layout *L, int f, char *buf, size_t len);
 /* Index of a tensor by name, or -1. */

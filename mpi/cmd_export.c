@@ -29,6 +29,7 @@
 #include "dist.h"
 #include "export_graph.h"
 #include "export_layout.h"
+#include "export_write.h"
 #include "log.h"
 
 static const char export_usage[] =
@@ -46,6 +47,9 @@ static const char export_usage[] =
     "                        tensor whose fp32 copy exceeds ORT's 1 GiB folding limit, i.e. the\n"
     "                        unembedding of the real models); see docs/export.md\n"
     "  --max-layers N        export only the first N layers, then final norm + unembedding\n"
+    "  --layers A:B          a sub-model of layers [A, B): input hidden_in and output\n"
+    "                        hidden_out [batch, sequence, D] (+ logits when B is the last\n"
+    "                        layer); exposed outputs keep the global layer numbers\n"
     "  --expose LIST         extra outputs per layer: routing, hidden or routing,hidden\n"
     "  --data-files F        single (default: one model.onnx.data, identical bytes for every\n"
     "                        rank count) or per-rank (model.onnx.data.<rank>)\n"
@@ -54,12 +58,13 @@ static const char export_usage[] =
     "  --stages S            pipeline stages of the shard plan (must divide the rank count)\n";
 
 enum { OPT_OUTPUT = CLI_OPT_FIRST_COMMAND_OPT, OPT_WEIGHTS, OPT_DENSE, OPT_MAXLAYERS, OPT_EXPOSE,
-       OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES };
+       OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES, OPT_LAYERS };
 
 typedef struct {
   const char *ckpt, *output;
   int experts_fp32, dense, per_rank, expose_routing, expose_hidden;
   long max_layers, max_positions, stages;
+  long layer_a, layer_b;       /* --layers A:B (layer_b 0 = not given) */
   cli_common cc;
 } export_args;
 
@@ -71,6 +76,22 @@ static int parse_expose(const char *s, export_args *a) {
     else if (!strcmp(tok, "hidden")) a->expose_hidden = 1;
     else return cli_usage_error("export", "--expose: '%s' is not routing or hidden", tok);
   }
+  return 0;
+}
+
+/* --layers A:B, 0 <= A < B (B checked against the checkpoint later). */
+static int parse_layers(const char *s, export_args *a) {
+  char buf[64];
+  err e = {0};
+  snprintf(buf, sizeof buf, "%s", s);
+  char *colon = strchr(buf, ':');
+  if (!colon) return cli_usage_error("export", "--layers: '%s' is not A:B", s);
+  *colon = '\0';
+  if (cli_parse_long(buf, "--layers A", 0, 1000000, &a->layer_a, &e) != 0 ||
+      cli_parse_long(colon + 1, "--layers B", 1, 1000000, &a->layer_b, &e) != 0)
+    return cli_usage_error("export", "%s", e.msg);
+  if (a->layer_a >= a->layer_b)
+    return cli_usage_error("export", "--layers %ld:%ld: A must be below B", a->layer_a, a->layer_b);
   return 0;
 }
 
@@ -86,6 +107,7 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
       {"data-files", required_argument, 0, OPT_DATAFILES},
       {"max-positions", required_argument, 0, OPT_MAXPOS},
       {"stages", required_argument, 0, OPT_STAGES},
+      {"layers", required_argument, 0, OPT_LAYERS},
       {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);
   a->dense = EXPORT_DENSE_BF16;
@@ -131,12 +153,17 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
         if (cli_parse_long(optarg, "--stages", 1, PLAN_MAX_STAGES, &a->stages, &e) != 0)
           return cli_usage_error("export", "%s", e.msg);
         break;
+      case OPT_LAYERS:
+        if (parse_layers(optarg, a) != 0) return EXIT_USAGE;
+        break;
       default: return cli_bad_option("export");
     }
   }
   if (optind != argc - 1) return cli_usage_error("export", "expected one checkpoint directory");
   a->ckpt = argv[optind];
   if (!a->output || !*a->output) return cli_usage_error("export", "--output DIR is required");
+  if (a->layer_b && a->max_layers)
+    return cli_usage_error("export", "give at most one of --layers and --max-layers");
   return 0;
 }
 
@@ -175,19 +202,6 @@ static int check_output(const char *out, err *e) {
   if (n) return err_set(e, EXIT_RUNTIME, "--output %s exists and is not empty; refusing to "
                         "overwrite it (remove it or choose another directory)", out);
   return 0;
-}
-
-/* Remove the temporary directory and the files an export puts there. Local (rank 0). */
-static void tmp_remove(const char *tmp, const export_layout *L) {
-  char p[PATH_MAX], f[64];
-  snprintf(p, sizeof p, "%s/model.onnx", tmp);
-  unlink(p);
-  for (int i = 0; L && i < L->n_files; i++) {
-    export_layout_file_name(L, i, f, sizeof f);
-    snprintf(p, sizeof p, "%s/%s", tmp, f);
-    unlink(p);
-  }
-  rmdir(tmp);
 }
 
 typedef struct {
@@ -260,25 +274,6 @@ static int write_share(dist *d, const ckpt *ck, const export_layout *L, const ch
   return rc;
 }
 
-/* Rank 0: the graph into tmp/model.onnx, synced. */
-static int write_graph(const export_layout *L, const char *tmp, uint64_t *n_bytes, size_t *n_nodes,
-                       err *e) {
-  onnx_graph *g = NULL;
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/model.onnx", tmp);
-  if (export_graph_build(L, &g, e) != 0) return -1;
-  *n_nodes = onnx_graph_n_nodes(g);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  int rc = fd < 0 ? err_errno(e, errno, "%s: cannot create", path) : 0;
-  if (rc == 0)
-    rc = onnx_model_write_fd(g, EXPORT_IR_VERSION, EXPORT_OPSET, "gptoss-mpi", GPTOSS_VERSION, fd,
-                             path, n_bytes, e);
-  if (fd >= 0 && rc == 0 && fsync(fd) != 0) rc = err_errno(e, errno, "%s: fsync", path);
-  if (fd >= 0 && close(fd) != 0 && rc == 0) rc = err_errno(e, errno, "%s: close", path);
-  onnx_graph_free(g);
-  return rc;
-}
-
 /* Rank 0: temp dir next to the output, and the single data file created at its full size. */
 static int make_tmp(const export_args *a, const export_layout *L, char *tmp, size_t len,
                     int *created, err *e) {
@@ -326,11 +321,20 @@ static int export_dist(dist *d, const export_args *a, err *e) {
   gpt_config c = *ckpt_config(ck);
   if (a->max_layers > c.n_layers)
     err_set(e, EXIT_USAGE, "--max-layers %ld: the checkpoint has %d layers", a->max_layers, c.n_layers);
+  if (a->layer_b > c.n_layers)
+    err_set(e, EXIT_USAGE, "--layers %ld:%ld: the checkpoint has %d layers", a->layer_a,
+            a->layer_b, c.n_layers);
   if (dist_agree(d, e) != 0) goto out;
-  if (a->max_layers) c.n_layers = (int)a->max_layers;
   export_opts o = {.experts_fp32 = a->experts_fp32, .dense = a->dense,
                    .n_layers = c.n_layers, .per_rank_files = a->per_rank,
                    .expose_routing = a->expose_routing, .expose_hidden = a->expose_hidden};
+  if (a->max_layers) o.n_layers = c.n_layers = (int)a->max_layers;
+  if (a->layer_b) {
+    o.sub_model = 1;
+    o.sub_head = a->layer_b == c.n_layers;
+    o.layer0 = (int)a->layer_a;
+    o.n_layers = (int)a->layer_b;
+  }
   const double mp = a->max_positions ? (double)a->max_positions
                                      : (double)c.initial_context_length * c.rope_scaling_factor;
   o.max_positions = mp > (double)(1L << 24) ? 1 << 24 : (int)mp;
@@ -342,10 +346,10 @@ static int export_dist(dist *d, const export_args *a, err *e) {
   uint64_t total = 0;
   for (int f = 0; f < L.n_files; f++) total += L.file_bytes[f];
   log_info("== plan: %d stages x %d expert groups; %zu tensors, %.1f MiB of data in %d file%s, "
-           "weights %s, dense %s, %d layers, %d positions", d->plan.n_stages, d->plan.n_groups,
+           "weights %s, dense %s, layers %d-%d%s, %d positions", d->plan.n_stages, d->plan.n_groups,
            L.n_tensors, total / 1048576.0, L.n_files, L.n_files > 1 ? "s" : "",
-           o.experts_fp32 ? "fp32" : "mxfp4", o.dense == EXPORT_DENSE_FP32 ? "fp32" : o.dense == EXPORT_DENSE_BF16 ? "bf16" : "auto", o.n_layers,
-           o.max_positions);
+           o.experts_fp32 ? "fp32" : "mxfp4", o.dense == EXPORT_DENSE_FP32 ? "fp32" : o.dense == EXPORT_DENSE_BF16 ? "bf16" : "auto",
+           o.layer0, o.n_layers - 1, o.sub_model ? " (sub-model)" : "", o.max_positions);
 
   /* temp dir and data file, created by rank 0 before anyone opens them */
   if (d->rank == 0) make_tmp(a, &L, tmp, sizeof tmp, &have_tmp, e);
@@ -366,7 +370,7 @@ static int export_dist(dist *d, const export_args *a, err *e) {
   t0 = log_now();
   log_info("== graph: %s/model.onnx", tmp);
   if (export_fault(d, "export-graph", e) == 0 && d->rank == 0)
-    write_graph(&L, tmp, &graph_bytes, &n_nodes, e);
+    export_graph_write(&L, tmp, &graph_bytes, &n_nodes, e);
   if (dist_agree(d, e) != 0) goto out;
   t_graph = log_now() - t0;
 
@@ -390,7 +394,7 @@ static int export_dist(dist *d, const export_args *a, err *e) {
            n_nodes, graph_bytes / 1024.0, t_graph, t_all);
   rc = 0;
 out:
-  if (rc != 0 && have_tmp && d->rank == 0) tmp_remove(tmp, have_layout ? &L : NULL);
+  if (rc != 0 && have_tmp && d->rank == 0) export_dir_remove(tmp, have_layout ? &L : NULL);
   if (have_layout) export_layout_free(&L);
   ckpt_close(ck);
   return rc;

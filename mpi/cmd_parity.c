@@ -2,7 +2,8 @@
  * HDF5 report, the Markdown summary and the SVG chart (parity/compare.h, parity/report.h).
  *
  *   MPI up -> parse -> reference trace (file, or the C forward on the prompt) -> candidate
- *   trace (file, or the exported ONNX model in ONNX Runtime) -> compare -> report -> verdict
+ *   trace (file, or the exported ONNX model in ONNX Runtime, or with --per-stage one sub-model
+ *   per pipeline stage run by its leader: mpi/parity_stage.h) -> compare -> report -> verdict
  *
  * Exit codes: 0 pass, 3 parity failed (the report is still written), 1 runtime error, 2 usage.
  * Collective over MPI_COMM_WORLD (file comparisons are done by rank 0). */
@@ -20,12 +21,15 @@
 #include "log.h"
 #include "ort.h"
 #include "ort_trace.h"
+#include "parity_stage.h"
 #include "report.h"
 #include "trace.h"
 
 static const char parity_usage[] =
     "usage: gptoss-mpi parity CKPT (--onnx DIR/model.onnx | --candidate T.h5[:/group])\n"
     "                         [--reference T.h5[:/group]] (--prompt-ids IDS | --prompt-file F)\n"
+    "                         --report OUT.h5 [--summary OUT.md] [options]\n"
+    "       gptoss-mpi parity CKPT --per-stage [--onnx DIR] (--prompt-ids IDS | --prompt-file F)\n"
     "                         --report OUT.h5 [--summary OUT.md] [options]\n"
     "\n"
     "Compare a reference (default: the C forward pass of CKPT on the prompt) with a candidate\n"
@@ -37,6 +41,12 @@ static const char parity_usage[] =
     "  --reference T.h5[:/g]  reference trace instead of the C forward (e.g. golden.h5:/fp32)\n"
     "  --onnx M.onnx          exported model (with --expose routing,hidden) run in ONNX Runtime\n"
     "                         on the reference's token ids\n"
+    "  --per-stage            for models too large for one process: every pipeline stage's\n"
+    "                         layers are exported as a sub-model (hidden state in and out) and\n"
+    "                         run in ONNX Runtime by the stage's leader on the reference state\n"
+    "                         at its boundary; rank 0 assembles one report. With --onnx DIR the\n"
+    "                         sub-models are DIR/layers-A-B/model.onnx (`export --layers A:B\n"
+    "                         --expose routing,hidden`) instead of temporary exports\n"
     "  --ort-lib PATH         libonnxruntime.so.1 to use (default: $ORT_LIB, else the one\n"
     "                         `make setup` installed; docs/onnxruntime.md)\n"
     "  --report OUT.h5        the HDF5 report (schema: docs/parity-report.md)\n"
@@ -53,10 +63,11 @@ static const char parity_usage[] =
     "The computed reference (no --reference) takes the options of `run`:\n";
 
 enum { OPT_ONNX = CLI_OPT_FIRST_COMMAND_OPT, OPT_CAND, OPT_REF, OPT_REPORT, OPT_SUMMARY,
-       OPT_TIE, OPT_MINSET, OPT_MAXW, OPT_MAXLOG, OPT_MAXHID, OPT_ORTLIB };
+       OPT_TIE, OPT_MINSET, OPT_MAXW, OPT_MAXLOG, OPT_MAXHID, OPT_ORTLIB, OPT_PERSTAGE };
 
 typedef struct {
   const char *ckpt, *onnx, *cand, *ref, *report, *summary, *ort_lib;
+  int per_stage;
   fwd_job_opts job;            /* the computed reference */
   parity_thresholds th;
   cli_common cc;
@@ -71,6 +82,7 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
       {"reference", required_argument, 0, OPT_REF},
       FWD_JOB_LONGOPTS,
       {"ort-lib", required_argument, 0, OPT_ORTLIB},
+      {"per-stage", no_argument, 0, OPT_PERSTAGE},
       {"report", required_argument, 0, OPT_REPORT},
       {"summary", required_argument, 0, OPT_SUMMARY},
       {"tie-margin", required_argument, 0, OPT_TIE},
@@ -101,6 +113,7 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
       case OPT_CAND: a->cand = optarg; break;
       case OPT_REF: a->ref = optarg; break;
       case OPT_ORTLIB: a->ort_lib = optarg; break;
+      case OPT_PERSTAGE: a->per_stage = 1; break;
       case OPT_REPORT: a->report = optarg; break;
       case OPT_SUMMARY: a->summary = optarg; break;
       case OPT_TIE: prc = cli_parse_double(optarg, "--tie-margin", 0, 1e30, &a->th.tie_margin, &e); break;
@@ -116,7 +129,11 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
   a->ckpt = a->job.ckpt = argv[optind];
   a->job.progress_s = a->cc.progress_s;
   a->job.tracing = 1;
-  if (!a->onnx == !a->cand) return cli_usage_error("parity", "give exactly one of --onnx and --candidate");
+  if (a->per_stage && (a->cand || a->ref))
+    return cli_usage_error("parity", "--per-stage checks sub-models against the C forward pass; "
+                           "it takes neither --candidate nor --reference");
+  if (!a->per_stage && !a->onnx == !a->cand)
+    return cli_usage_error("parity", "give exactly one of --onnx and --candidate");
   if (!a->report) return cli_usage_error("parity", "--report OUT.h5 is required");
   if (a->job.ids_arg && a->job.ids_file)
     return cli_usage_error("parity", "give at most one of --prompt-ids and --prompt-file");
@@ -235,9 +252,19 @@ int cmd_parity(int argc, char **argv) {
       ck = j.ck;
     }
   }
-  /* candidate and comparison: rank 0 */
-  if (e.code == 0 && d.rank == 0 &&
-      (have_cand = candidate_trace(&a, ck, ref, &cand, cand_desc, sizeof cand_desc, &e) == 0)) {
+  /* candidate: every stage leader (--per-stage), or rank 0; comparison: rank 0 */
+  if (a.per_stage && e.code == 0) {
+    char parent[4096];
+    const char *slash = strrchr(a.report, '/');
+    snprintf(parent, sizeof parent, "%.*s", !slash ? 1 : slash == a.report ? 1 : (int)(slash - a.report),
+             slash ? a.report : ".");
+    parity_stage_opts so = {a.onnx, a.ort_lib, parent};
+    have_cand = parity_stage_candidate(&d, &j, &so, &cand, cand_desc, sizeof cand_desc, &e) == 0 &&
+                d.rank == 0;
+  } else if (e.code == 0 && d.rank == 0) {
+    have_cand = candidate_trace(&a, ck, ref, &cand, cand_desc, sizeof cand_desc, &e) == 0;
+  }
+  if (have_cand) {
     parity_meta m = {ckpt_dir(ck), ref_desc, cand_desc,
                      a.ref ? "" : a.job.precision == MODEL_BF16 ? "bf16" : "fp32", d.size,
                      ckpt_config(ck), &a.th};

@@ -446,17 +446,26 @@ static int value_copy(ort_session *s, OrtValue *v, ort_value_out *o, err *e) {
   return 0;
 }
 
-int ort_run_ids(ort_session *s, const int64_t *ids, int batch, int T, const char *const *names,
-                int n_out, ort_value_out *outs, err *e) {
+/* Run with the model's single input `in_name` of element type elem and shape [batch, T] (width
+ * 0) or [batch, T, width], fetching the named outputs (ort_run_ids). */
+static int run_one_input(ort_session *s, const char *in_name, int elem, const void *data,
+                         int batch, int T, int width, const char *const *names, int n_out,
+                         ort_value_out *outs, err *e) {
   const ort_api *f = &s->rt->f;
-  if (s->n_in != 1 || strcmp(s->in[0].name, "input_ids") != 0 || s->in[0].elem_type != ORT_T_INT64)
-    return err_set(e, EXIT_RUNTIME, "%s: expected exactly one graph input, int64 'input_ids'; "
-                   "found %d input(s)%s%s", s->path, s->n_in, s->n_in ? ", the first is " : "",
-                   s->n_in ? s->in[0].name : "");
-  if (s->in[0].n_dims != 2)
-    return err_set(e, EXIT_RUNTIME, "%s: input 'input_ids' has rank %d, expected 2 [batch, sequence]",
-                   s->path, s->in[0].n_dims);
-  if (batch <= 0 || T <= 0 || (size_t)batch > SIZE_MAX / sizeof(int64_t) / (size_t)T)
+  const int n_dims = width ? 3 : 2;
+  const size_t elem_bytes = ort_elem_size(elem);
+  if (s->n_in != 1 || strcmp(s->in[0].name, in_name) != 0 || s->in[0].elem_type != elem)
+    return err_set(e, EXIT_RUNTIME, "%s: expected exactly one graph input, %s '%s'; "
+                   "found %d input(s)%s%s", s->path, elem == ORT_T_INT64 ? "int64" : "float",
+                   in_name, s->n_in, s->n_in ? ", the first is " : "", s->n_in ? s->in[0].name : "");
+  if (s->in[0].n_dims != n_dims)
+    return err_set(e, EXIT_RUNTIME, "%s: input '%s' has rank %d, expected %d [batch, sequence%s]",
+                   s->path, in_name, s->in[0].n_dims, n_dims, width ? ", width" : "");
+  if (width && s->in[0].shape[2] >= 0 && s->in[0].shape[2] != width)
+    return err_set(e, EXIT_RUNTIME, "%s: input '%s' has width %lld, expected %d", s->path, in_name,
+                   (long long)s->in[0].shape[2], width);
+  if (batch <= 0 || T <= 0 || width < 0 ||
+      (size_t)batch > SIZE_MAX / elem_bytes / (size_t)T / (size_t)(width ? width : 1))
     return err_set(e, EXIT_USAGE, "%s: bad input shape [%d, %d]", s->path, batch, T);
   if (n_out <= 0 || (!names && n_out != s->n_out))
     return err_set(e, EXIT_USAGE, "%s: asked for %d outputs%s; the model has %d", s->path, n_out,
@@ -478,21 +487,20 @@ int ort_run_ids(ort_session *s, const int64_t *ids, int batch, int T, const char
     }
     snprintf(outs[i].name, sizeof outs[i].name, "%s", onames[i]);
   }
-  int64_t shape[2] = {batch, T};
-  size_t in_bytes = (size_t)batch * (size_t)T * sizeof(int64_t);
+  int64_t shape[3] = {batch, T, width};
+  size_t in_bytes = (size_t)batch * (size_t)T * (size_t)(width ? width : 1) * elem_bytes;
   OrtValue *in = NULL;
   /* ORT only reads an input tensor; the API takes void * for both directions. */
-  OrtStatus *st = f->CreateTensorWithDataAsOrtValue(s->rt->cpu, (void *)ids, in_bytes, shape, 2,
-                                                    ORT_T_INT64, &in);
+  OrtStatus *st = f->CreateTensorWithDataAsOrtValue(s->rt->cpu, (void *)data, in_bytes, shape,
+                                                    (size_t)n_dims, elem, &in);
   if (st) {
-    st_fail(s->rt, st, e, "%s: cannot wrap input_ids [%d, %d]", s->path, batch, T);
+    st_fail(s->rt, st, e, "%s: cannot wrap %s [%d, %d]", s->path, in_name, batch, T);
     goto done;
   }
-  const char *in_name = "input_ids";
   st = f->Run(s->s, NULL, &in_name, (const OrtValue *const *)&in, 1, onames, (size_t)n_out, ovals);
   f->ReleaseValue(in);
   if (st) {
-    st_fail(s->rt, st, e, "%s: ONNX Runtime run failed (input_ids [%d, %d])", s->path, batch, T);
+    st_fail(s->rt, st, e, "%s: ONNX Runtime run failed (%s [%d, %d])", s->path, in_name, batch, T);
     goto done;
   }
   for (int i = 0; i < n_out; i++)
@@ -505,4 +513,15 @@ done:
   free(onames);
   free(ovals);
   return rc;
+}
+
+int ort_run_ids(ort_session *s, const int64_t *ids, int batch, int T, const char *const *names,
+                int n_out, ort_value_out *outs, err *e) {
+  return run_one_input(s, "input_ids", ORT_T_INT64, ids, batch, T, 0, names, n_out, outs, e);
+}
+
+int ort_run_hidden(ort_session *s, const float *x, int batch, int T, int D,
+                   const char *const *names, int n_out, ort_value_out *outs, err *e) {
+  if (D <= 0) return err_set(e, EXIT_USAGE, "%s: bad hidden width %d", s->path, D);
+  return run_one_input(s, "hidden_in", ORT_T_FLOAT, x, batch, T, D, names, n_out, outs, e);
 }

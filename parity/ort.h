@@ -100,6 +100,10 @@ typedef struct {
  * allocated in outs. Numeric tensor outputs only (no strings). 0 ok, -1 error. */
 int ort_run_ids(ort_session *s, const int64_t *ids, int batch, int T, const char *const *names,
                 int n_out, ort_value_out *outs, err *e);
+/* The same for a sub-model (`export --layers A:B`) whose single input is float `hidden_in`
+ * = x [batch, T, D]. */
+int ort_run_hidden(ort_session *s, const float *x, int batch, int T, int D,
+                   const char *const *names, int n_out, ort_value_out *outs, err *e);
 /* Free the data of outs[0..n) (safe on zeroed or already-freed entries). */
 void ort_outputs_free(ort_value_out *outs, int n);
 /* Bytes per element of an ORT_T_* type, 0 if unsupported here. */

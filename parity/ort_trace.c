@@ -30,8 +30,12 @@ static int check_out(const ort_value_out *v, int elem, int T, int64_t width, con
   return 0;
 }
 
-int ort_trace_run(ort_runtime *rt, const char *model_path, const gpt_config *c, int n_layers,
-                  const int32_t *ids, int T, int threads, trace *out, err *e) {
+/* The shared run: layers [layer0, layer0 + n_layers) of the model at model_path on either ids
+ * [T] (whole model) or hidden [T, D] (sub-model), logits fetched when with_logits. The trace
+ * holds those layers as its layers 0..n_layers-1. */
+static int run_trace(ort_runtime *rt, const char *model_path, const gpt_config *c, int layer0,
+                     int n_layers, int with_logits, const int32_t *ids, const float *hidden,
+                     int T, int threads, trace *out, err *e) {
   memset(out, 0, sizeof *out);
   ort_session_opts so = ort_session_opts_default();
   so.intra_threads = threads;
@@ -41,36 +45,39 @@ int ort_trace_run(ort_runtime *rt, const char *model_path, const gpt_config *c, 
   int n_outs;
   ort_session_io(s, NULL, NULL, &outs, &n_outs);
 
-  /* the names to fetch: logits, then five per layer; all must exist */
-  const int n_names = 1 + OUTS_PER_LAYER * n_layers;
+  /* the names to fetch: five per layer, then logits; all must exist */
+  const int n_names = OUTS_PER_LAYER * n_layers + (with_logits ? 1 : 0);
+  const int lg = OUTS_PER_LAYER * n_layers; /* index of logits */
   char (*names)[64] = calloc((size_t)n_names, sizeof *names);
   const char **np = calloc((size_t)n_names, sizeof *np);
   ort_value_out *vals = calloc((size_t)n_names, sizeof *vals);
   int64_t *ids64 = malloc((size_t)T * sizeof *ids64);
   int rc = names && np && vals && ids64 ? 0 : err_set(e, EXIT_RUNTIME, "out of memory");
   if (rc == 0) {
-    snprintf(names[0], 64, "logits");
+    if (with_logits) snprintf(names[lg], 64, "logits");
     for (int l = 0; l < n_layers; l++)
-      for (int k = 0; k < OUTS_PER_LAYER; k++) snprintf(names[1 + OUTS_PER_LAYER * l + k], 64, out_fmt[k], l);
+      for (int k = 0; k < OUTS_PER_LAYER; k++)
+        snprintf(names[OUTS_PER_LAYER * l + k], 64, out_fmt[k], layer0 + l);
     for (int i = 0; i < n_names; i++) np[i] = names[i];
     for (int i = 0; i < n_names && rc == 0; i++)
       if (!has_output(outs, n_outs, names[i]))
         rc = err_set(e, EXIT_RUNTIME, "%s: the model has no output '%s': parity needs the routing "
-                     "and hidden outputs of %d layers; re-export with `gptoss-mpi export CKPT "
-                     "--output DIR --expose routing,hidden%s`", model_path, names[i], n_layers,
+                     "and hidden outputs of layers %d-%d; re-export with `gptoss-mpi export CKPT "
+                     "--output DIR --expose routing,hidden%s`", model_path, names[i], layer0,
+                     layer0 + n_layers - 1, hidden ? " --layers A:B" :
                      n_layers < c->n_layers ? " --max-layers N" : "");
   }
-  for (int t = 0; rc == 0 && t < T; t++) ids64[t] = ids[t];
-  if (rc == 0) rc = ort_run_ids(s, ids64, 1, T, np, n_names, vals, e);
+  for (int t = 0; rc == 0 && ids && t < T; t++) ids64[t] = ids[t];
+  if (rc == 0)
+    rc = hidden ? ort_run_hidden(s, hidden, 1, T, c->hidden, np, n_names, vals, e)
+                : ort_run_ids(s, ids64, 1, T, np, n_names, vals, e);
   if (rc == 0) rc = trace_alloc(out, c, T, n_layers, e);
   const int K = c->top_k, E = c->n_experts, D = c->hidden, V = c->vocab;
-  if (rc == 0) rc = check_out(&vals[0], ORT_T_FLOAT, T, V, model_path, e);
-  if (rc == 0) {
-    memcpy(out->input_ids, ids, (size_t)T * sizeof *ids);
-    memcpy(out->logits, vals[0].data, (size_t)T * V * sizeof(float));
-  }
+  if (rc == 0 && with_logits) rc = check_out(&vals[lg], ORT_T_FLOAT, T, V, model_path, e);
+  if (rc == 0 && with_logits) memcpy(out->logits, vals[lg].data, (size_t)T * V * sizeof(float));
+  if (rc == 0 && ids) memcpy(out->input_ids, ids, (size_t)T * sizeof *ids);
   for (int l = 0; rc == 0 && l < n_layers; l++) {
-    const ort_value_out *v = &vals[1 + OUTS_PER_LAYER * l];
+    const ort_value_out *v = &vals[OUTS_PER_LAYER * l];
     model_layer_capture *lc = &out->layers[l];
     if (check_out(&v[OUT_IDX], ORT_T_INT64, T, K, model_path, e) ||
         check_out(&v[OUT_W], ORT_T_FLOAT, T, K, model_path, e) ||
@@ -108,6 +115,10 @@ int ort_trace_run(ort_runtime *rt, const char *model_path, const gpt_config *c, 
     free(out->embedding_out);
     free(out->final_norm_out);
     out->embedding_out = out->final_norm_out = NULL;
+    if (!with_logits) {
+      free(out->logits);
+      out->logits = NULL;
+    }
   } else if (out->layers) {
     trace_free(out);
   }
@@ -118,4 +129,16 @@ int ort_trace_run(ort_runtime *rt, const char *model_path, const gpt_config *c, 
   free(ids64);
   ort_session_close(s);
   return rc;
+}
+
+int ort_trace_run(ort_runtime *rt, const char *model_path, const gpt_config *c, int n_layers,
+                  const int32_t *ids, int T, int threads, trace *out, err *e) {
+  return run_trace(rt, model_path, c, 0, n_layers, 1, ids, NULL, T, threads, out, e);
+}
+
+int ort_trace_run_stage(ort_runtime *rt, const char *model_path, const gpt_config *c, int layer0,
+                        int layer1, int with_logits, const float *hidden_in, int T, int threads,
+                        trace *out, err *e) {
+  return run_trace(rt, model_path, c, layer0, layer1 - layer0, with_logits, NULL, hidden_in, T,
+                   threads, out, e);
 }

@@ -20,4 +20,12 @@
 int ort_trace_run(ort_runtime *rt, const char *model_path, const gpt_config *c, int n_layers,
                   const int32_t *ids, int T, int threads, trace *out, err *e);
 
+/* A sub-model of layers [layer0, layer1) (`export --layers A:B --expose routing,hidden`) on
+ * hidden_in [T, D], the residual stream entering layer0. The trace's layers 0..layer1-layer0-1
+ * are the global layers layer0..layer1-1; logits [T, V] only when with_logits (else NULL);
+ * input_ids is left zero. Caller owns *out (trace_free). */
+int ort_trace_run_stage(ort_runtime *rt, const char *model_path, const gpt_config *c, int layer0,
+                        int layer1, int with_logits, const float *hidden_in, int T, int threads,
+                        trace *out, err *e);
+
 #endif

@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""parity --per-stage (issue 6, item 5): every pipeline stage's layers exported as a sub-model
+(`export --layers A:B`, hidden_in -> hidden_out) and run in ONNX Runtime by the stage's leader
+on the reference hidden state at its boundary; rank 0 assembles one report.
+  1. case-a, 3 ranks x 3 stages: per-stage passes and agrees with the whole-model mode (same
+     expert-set and order match rates, same mismatches, top-1; errors within 1e-6, router
+     logits within 4e-6 absolute)
+  2. sub-models made by `export --layers A:B` (structure: hidden_in/hidden_out, global layer
+     numbers in names, only their layers' tensors) pass through --onnx DIR; one with an altered
+     router weight of layer 2 fails at layer 2, and the next stage still passes (it starts from
+     the reference state)
+  3. synth tiny with 5 layers, 2 ranks x 2 stages: per-stage passes and agrees with whole-model
+  4. failures: an injected stage fault, a missing sub-model: exit 1, one error line, no report,
+     no temporary directory left; --per-stage with --candidate: usage error
+Usage: parity_stage.py GPTOSS_BIN GOLDEN_DIR WORK_DIR"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import onnx
+
+BIN, GOLDEN, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+CKPT = os.path.join(GOLDEN, "original")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+ENV.pop("GPTOSS_FAULT", None)
+ERR_TOL = 1e-6     # per-layer relative errors and weight differences: per-stage vs whole-model
+ROUTER_TOL = 4e-6  # router-logit differences are absolute (logits up to ~10: a few float32 ulps)
+fails = checks = 0
+
+
+def check(cond, what):
+    global fails, checks
+    checks += 1
+    if not cond:
+        fails += 1
+        print("FAIL:", what, flush=True)
+
+
+def run(np_, *args, env=None):
+    p = subprocess.run(["mpirun", "-np", str(np_), BIN, *args], env=env or ENV,
+                       capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def parity(np_, ckpt, report, *extra, env=None):
+    return run(np_, "parity", ckpt, "--prompt-ids", IDS, "--max-tokens", "3", "--report", report,
+               *extra, env=env)
+
+
+def stages(ckpt, ranks, n_stages):
+    r = subprocess.run([BIN, "plan", ckpt, "--ranks", str(ranks), "--stages", str(n_stages),
+                        "--json"], capture_output=True, text=True, timeout=60)
+    pr = json.loads(r.stdout)["per_rank"]
+    return sorted({(x["layer0"], x["layer0"] + x["n_layers"]) for x in pr})
+
+
+def leftovers(d):
+    return [f for f in os.listdir(d) if ".tmp." in f]
+
+
+def agree(whole, stage, tag):
+    """The two reports tell the same story."""
+    with h5py.File(whole, "r") as w, h5py.File(stage, "r") as s:
+        check(w.attrs["verdict"] == s.attrs["verdict"], f"{tag}: verdicts {w.attrs['verdict']} / {s.attrs['verdict']}")
+        for m in ("set_match_rate", "order_match_rate", "n_mismatch", "n_near_tie"):
+            check(np.array_equal(w["summary/" + m][()], s["summary/" + m][()]),
+                  f"{tag}: {m} {w['summary/' + m][()]} vs {s['summary/' + m][()]}")
+        check(("mismatches" in w) == ("mismatches" in s), f"{tag}: mismatch lists present in one only")
+        if "mismatches" in w and "mismatches" in s:
+            check(np.array_equal(w["mismatches/layer_token"][()], s["mismatches/layer_token"][()]),
+                  f"{tag}: different mismatches")
+        check(np.array_equal(w["logits/top1_match"][()], s["logits/top1_match"][()]), f"{tag}: top-1")
+        worst = 0.0
+        for m in ("weight_diff_max", "router_logit_diff_max", "hidden_after_attn_err_max",
+                  "hidden_after_mlp_err_max"):
+            d = np.abs(w["summary/" + m][()] - s["summary/" + m][()]).max()
+            worst = max(worst, d) if not m.startswith("router") else worst
+            tol = ROUTER_TOL if m.startswith("router") else ERR_TOL
+            check(d <= tol, f"{tag}: {m} differs by {d:.3g} (tolerance {tol:g})")
+        dl = abs(w["logits"].attrs["max_rel_diff"] - s["logits"].attrs["max_rel_diff"])
+        check(dl <= ERR_TOL, f"{tag}: logits max_rel_diff differs by {dl:.3g}")
+        print(f"{tag}: per-stage vs whole-model: same match rates and mismatches; worst per-layer "
+              f"error difference {worst:.3g}, logits {dl:.3g} (tolerance {ERR_TOL:g})", flush=True)
+
+
+shutil.rmtree(WORK, ignore_errors=True)
+os.makedirs(WORK)
+with h5py.File(os.path.join(GOLDEN, "golden.h5"), "r") as g:
+    IDS = ",".join(str(int(x)) for x in g["input_ids"][()])
+
+# 1. case-a: per-stage on 3 ranks x 3 stages against the whole-model mode
+whole = os.path.join(WORK, "whole")
+rc, out, err = run(2, "export", CKPT, "--output", whole, "--expose", "routing,hidden", "-q")
+check(rc == 0, f"export: {rc} {err}")
+rep_w, rep_s = os.path.join(WORK, "whole.h5"), os.path.join(WORK, "stage.h5")
+rc, out, err = parity(3, CKPT, rep_w, "--onnx", os.path.join(whole, "model.onnx"), "--stages", "3")
+check(rc == 0, f"whole-model parity: exit {rc}: {err[-600:]}")
+rc, out, err = parity(3, CKPT, rep_s, "--per-stage", "--stages", "3", "-v",
+                      "--summary", os.path.join(WORK, "stage.md"))
+check(rc == 0, f"per-stage parity: exit {rc}: {err[-600:]}")
+check("per-stage: 3 stages" in out + err, "3 stages announced")
+check(not leftovers(WORK), f"temporary sub-models left: {leftovers(WORK)}")
+if os.path.exists(rep_w) and os.path.exists(rep_s):
+    agree(rep_w, rep_s, "case-a 3 stages")
+    with h5py.File(rep_s, "r") as r:
+        check(np.all(r["summary/set_match_rate"][()] == 1.0), "100 % expert sets")
+        check("sub-model" in r.attrs["candidate"], f"candidate: {r.attrs['candidate']}")
+
+# 2. sub-models from `export --layers A:B`, given with --onnx DIR; one altered
+subs = os.path.join(WORK, "subs")
+os.makedirs(subs)
+split = stages(GOLDEN, 3, 3)
+print("case-a stages:", split, flush=True)
+for a, b in split:
+    d = os.path.join(subs, f"layers-{a}-{b}")
+    rc, out, err = run(2 if b - a > 1 else 1, "export", CKPT, "--output", d, "--layers", f"{a}:{b}",
+                       "--expose", "routing,hidden", "-q")
+    check(rc == 0, f"export --layers {a}:{b}: {rc} {err}")
+    m = onnx.load(os.path.join(d, "model.onnx"), load_external_data=False)
+    ins = [i.name for i in m.graph.input]
+    outs = {o.name for o in m.graph.output}
+    inits = {t.name for t in m.graph.initializer}
+    check(ins == ["hidden_in"], f"{a}:{b}: inputs {ins}")
+    want = {"hidden_out"} | {f"routing.{n}.{k}" for n in range(a, b)
+                             for k in ("topk_indices", "topk_weights", "router_logits")} \
+        | {f"hidden.{n}.after_{k}" for n in range(a, b) for k in ("attn", "mlp")}
+    want |= {"logits"} if b == 4 else set()
+    check(outs == want, f"{a}:{b}: outputs {sorted(outs ^ want)} differ")
+    layers = {int(t.split(".")[1]) for t in inits if t.startswith("block.")}
+    check(layers == set(range(a, b)), f"{a}:{b}: tensors of layers {sorted(layers)}")
+    check("embedding.weight" not in inits, f"{a}:{b}: has the embedding")
+    check(("unembedding.weight" in inits) == (b == 4), f"{a}:{b}: unembedding only in the last")
+rc, out, err = run(3, "export", CKPT, "--output", os.path.join(WORK, "bad-layers"), "--layers", "3:9")
+check(rc == 2 and "3:9" in err, f"--layers 3:9 on 4 layers: exit {rc}: {err[-200:]}")
+rep = os.path.join(WORK, "subs.h5")
+rc, out, err = parity(3, CKPT, rep, "--per-stage", "--stages", "3", "--onnx", subs)
+check(rc == 0, f"per-stage --onnx DIR: exit {rc}: {err[-600:]}")
+if os.path.exists(rep):
+    agree(rep_w, rep, "case-a --onnx DIR")
+bad = os.path.join(WORK, "subs-bad")
+shutil.copytree(subs, bad)
+mid = next(os.path.join(bad, f"layers-{a}-{b}") for a, b in split if a <= 2 < b)
+m = onnx.load(os.path.join(mid, "model.onnx"), load_external_data=False)
+t = next(t for t in m.graph.initializer if t.name == "block.2.mlp.gate.weight")
+kv = {x.key: x.value for x in t.external_data}
+with open(os.path.join(mid, kv["location"]), "r+b") as f:
+    f.seek(int(kv.get("offset", 0)))
+    data = bytearray(f.read(int(kv["length"])))
+    for i in range(1, len(data), 4):  # negate every other bf16 value
+        data[i] ^= 0x80
+    f.seek(int(kv.get("offset", 0)))
+    f.write(data)
+rep = os.path.join(WORK, "bad.h5")
+rc, out, err = parity(3, CKPT, rep, "--per-stage", "--stages", "3", "--onnx", bad)
+check(rc == 3, f"altered layer 2: exit 3 expected, got {rc}: {err[-400:]}")
+if os.path.exists(rep):
+    with h5py.File(rep, "r") as r:
+        check(int(r.attrs["first_bad_layer"]) == 2, f"first bad layer {r.attrs['first_bad_layer']}")
+        sm = r["summary/set_match_rate"][()]
+        check(sm[3] == 1.0 and sm[0] == 1.0 and sm[2] < 1.0,
+              f"only layer 2 mismatches (later stages start from the reference): {sm}")
+        print(f"altered layer 2: first bad layer {r.attrs['first_bad_layer']}, set match {sm}",
+              flush=True)
+else:
+    check(False, "no report for the altered model")
+
+# 3. synth tiny, 5 layers, 2 stages
+syn = os.path.join(WORK, "synth5")
+rc, out, err = run(1, "synth", syn, "--preset", "tiny", "--layers", "5", "--seed", "7", "-q")
+check(rc == 0, f"synth: {rc} {err}")
+print("synth stages:", stages(syn, 2, 2), flush=True)
+sw = os.path.join(WORK, "synth-whole")
+rc, out, err = run(1, "export", syn, "--output", sw, "--expose", "routing,hidden", "-q")
+check(rc == 0, f"synth export: {rc} {err}")
+r_w, r_s = os.path.join(WORK, "synth-whole.h5"), os.path.join(WORK, "synth-stage.h5")
+rc, out, err = parity(2, syn, r_w, "--onnx", os.path.join(sw, "model.onnx"), "--stages", "2")
+check(rc == 0, f"synth whole-model: exit {rc}: {err[-600:]}")
+rc, out, err = parity(2, syn, r_s, "--per-stage", "--stages", "2")
+check(rc == 0, f"synth per-stage: exit {rc}: {err[-600:]}")
+if os.path.exists(r_w) and os.path.exists(r_s):
+    agree(r_w, r_s, "synth L=5 2 stages")
+
+# 4. failures: one error line, exit 1, no report, no temporary directory
+for tag, extra, env, msg in (
+        ("stage fault on rank 1", ["--stages", "3"], dict(ENV, GPTOSS_FAULT="1:stage"), "injected fault"),
+        ("missing sub-model", ["--stages", "3", "--onnx", os.path.join(WORK, "none")], None, "no sub-model")):
+    rep = os.path.join(WORK, "failed.h5")
+    rc, out, err = parity(3, CKPT, rep, "--per-stage", *extra, env=env)
+    lines = [l for l in err.splitlines() if l.startswith("gptoss-mpi: error")]
+    check(rc == 1 and len(lines) == 1 and msg in err, f"{tag}: exit {rc}, errors {lines}")
+    check(not os.path.exists(rep), f"{tag}: report written")
+    check(not leftovers(WORK), f"{tag}: left {leftovers(WORK)}")
+rc, out, err = parity(3, CKPT, os.path.join(WORK, "u.h5"), "--per-stage", "--candidate", rep_w)
+check(rc == 2, f"--per-stage with --candidate: exit {rc}")
+
+print(f"parity_stage: {checks - fails} passed, {fails} failed")
+sys.exit(1 if fails else 0)
