@@ -199,8 +199,19 @@ static int stage_of_layer(const dfwd *f, int layer) {
 
 /* ---------------------------------------------------------------- one MoE exchange */
 
+/* The stage leader's own experts (all experts when the stage has one rank), into f->y. */
+static void leader_experts(dfwd *f, int layer, int T, int pos0, err *e) {
+  const int K = f->c.top_k, I = f->c.intermediate;
+  model_layer_capture *lc = f->cap && f->cap->layers ? &f->cap->layers[layer] : NULL;
+  float *m1 = lc && lc->mlp1_out ? lc->mlp1_out + (size_t)pos0 * K * 2 * I : NULL;
+  float *sw = lc && lc->swiglu_out ? lc->swiglu_out + (size_t)pos0 * K * I : NULL;
+  if (e->code == 0 && dist_fault(f->d, "experts", e) == 0)
+    model_experts(f->m, layer, f->t, T, f->idx, f->G > 1 ? f->own : NULL, f->y, m1, sw, e);
+}
+
 /* Collective over the stage. The leader (status = its error so far) sends each other rank the
- * tokens routed to its experts; each computes its experts and sends back the owned slots. */
+ * tokens routed to its experts; while they compute theirs, it computes its own; then each sends
+ * back the owned slots. */
 static int moe_exchange(dfwd *f, int layer, int T, int pos0, err *e) {
   const int G = f->G, K = f->c.top_k, D = f->c.hidden, I = f->c.intermediate;
   const int leader = f->d->me->leader;
@@ -251,8 +262,10 @@ static int moe_exchange(dfwd *f, int layer, int T, int pos0, err *e) {
   mpi_rc |= MPI_Scatterv(f->send_idx, f->cnt, f->dsp, MPI_INT,
                          leader ? MPI_IN_PLACE : f->sub_idx, n_mine * K, MPI_INT, 0, sc);
 
-  /* experts: the other ranks compute theirs and pack the owned slots in (token, slot) order */
+  /* experts: the leader's own, and on the other ranks theirs, at the same time; those pack the
+   * owned slots in (token, slot) order */
   int n_packed = 0;
+  if (leader) leader_experts(f, layer, T, pos0, e);
   if (!leader) {
     if (n_mine > 0 && e->code == 0 && dist_fault(f->d, "experts", e) == 0)
       model_experts(f->m, layer, f->sub_t, n_mine, f->sub_idx, f->own, f->sub_y,
@@ -315,7 +328,7 @@ static int moe_exchange(dfwd *f, int layer, int T, int pos0, err *e) {
 
 /* The stage leader's attention and router, then the expert exchange, then the combine. */
 static void run_layer(dfwd *f, int layer, int T, int pos0, err *e) {
-  const int D = f->c.hidden, E = f->c.n_experts, K = f->c.top_k, I = f->c.intermediate;
+  const int D = f->c.hidden, E = f->c.n_experts, K = f->c.top_k;
   model_layer_capture *lc = f->cap && f->cap->layers ? &f->cap->layers[layer] : NULL;
   if (f->d->me->leader && e->code == 0 && dist_fault(f->d, "attn", e) == 0 &&
       model_attn_block(f->m, layer, &f->kv, pos0, T, f->x, lc, e) == 0 &&
@@ -327,13 +340,11 @@ static void run_layer(dfwd *f, int layer, int T, int pos0, err *e) {
     if (lc->topk_values) memcpy(lc->topk_values + p * K, f->val, (size_t)T * K * sizeof(float));
     if (lc->topk_weights) memcpy(lc->topk_weights + p * K, f->w, (size_t)T * K * sizeof(float));
   }
-  if (f->G > 1) moe_exchange(f, layer, T, pos0, e);
+  if (f->G > 1)
+    moe_exchange(f, layer, T, pos0, e); /* the leader's own experts run inside, overlapped */
+  else if (f->d->me->leader)
+    leader_experts(f, layer, T, pos0, e);
   if (!f->d->me->leader || e->code != 0) return;
-  float *m1 = lc && lc->mlp1_out ? lc->mlp1_out + (size_t)pos0 * K * 2 * I : NULL;
-  float *sw = lc && lc->swiglu_out ? lc->swiglu_out + (size_t)pos0 * K * I : NULL;
-  if (dist_fault(f->d, "experts", e) != 0) return;
-  if (model_experts(f->m, layer, f->t, T, f->idx, f->G > 1 ? f->own : NULL, f->y, m1, sw, e) != 0)
-    return;
   model_moe_combine(f->m, f->x, T, f->y, f->w);
   if (lc && lc->hidden_after_mlp)
     memcpy(lc->hidden_after_mlp + (size_t)pos0 * D, f->x, (size_t)T * D * sizeof(float));
