@@ -189,9 +189,15 @@ int parity_summary_write(const char *path, const char *svg_name, const parity_re
   strbuf_printf(&t, "| | |\n| --- | --- |\n| checkpoint | `%s` |\n| reference | %s |\n| candidate | %s |\n",
      m->checkpoint, m->reference, m->candidate);
   strbuf_printf(&t, "| positions compared | %d (%d layers, top-%d of %d experts) |\n", r->T, r->L, r->K, r->E);
-  strbuf_printf(&t, "| thresholds | expert sets >= %.4g of tokens; top-k weights <= %s; hidden states <= %s of max; logits <= %s of max; near-tie margin < %s |\n\n",
-     th->min_set_match, fmt_g(th->max_weight_diff, a, 32), fmt_g(th->max_hidden_rel, d, 32),
-     fmt_g(th->max_logits_rel, b, 32), fmt_g(th->tie_margin, c, 32));
+  char ties[96];
+  if (th->tie_margin > 0)
+    snprintf(ties, sizeof ties, "mismatches with a margin below %s", fmt_g(th->tie_margin, f, 32));
+  else
+    snprintf(ties, sizeof ties, "none (--tie-margin 0)");
+  strbuf_printf(&t, "| thresholds | expert sets equal for >= %.4g %% of the positions; top-k weights <= %s; hidden states <= %s of max; logits <= %s of max |\n"
+     "| near-ties | %s |\n\n",
+     100 * th->min_set_match, fmt_g(th->max_weight_diff, a, 32), fmt_g(th->max_hidden_rel, d, 32),
+     fmt_g(th->max_logits_rel, b, 32), ties);
   if (svg_name) strbuf_printf(&t, "![per-layer match rate and errors](%s)\n\n", svg_name);
   strbuf_printf(&t, "## Per layer\n\n");
   strbuf_printf(&t, "Match rates are over the %d positions. A mismatch is a token whose top-%d expert set differs; "
