@@ -301,7 +301,12 @@ static int commit(const export_args *a, const char *tmp, err *e) {
   if (fs_fsync_dir(tmp, e) != 0) return -1;
   if (rename(tmp, a->output) != 0)
     return err_errno(e, errno, "cannot rename %s to %s", tmp, a->output);
-  return fs_fsync_dir(dirname(c1), e);
+  if (fs_fsync_dir(dirname(c1), e) != 0) {
+    /* the rename is not durable: leave nothing that looks finished */
+    if (rename(a->output, tmp) != 0) export_dir_remove(a->output, NULL);
+    return -1;
+  }
+  return 0;
 }
 
 static int export_dist(dist *d, const export_args *a, err *e) {

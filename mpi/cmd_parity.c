@@ -271,7 +271,11 @@ int cmd_parity(int argc, char **argv) {
     log_info("== compare: %d positions x %d layers", ref->T, ref->n_layers);
     compare_and_report(&a, ref, &cand, &m, &pass, &e);
   }
-  if (dist_agree(&d, &e) != 0) {
+  /* errors of the collective phases are agreed already (every rank holds one); rank 0's own
+   * (candidate, comparison, report) still need the verdict */
+  int failed = e.code != 0, all_failed = 0;
+  MPI_Allreduce(&failed, &all_failed, 1, MPI_INT, MPI_MIN, d.world);
+  if (all_failed || dist_agree(&d, &e) != 0) {
     log_error("%s", e.msg);
     rc = e.code;
   } else {

@@ -151,6 +151,12 @@ int parity_stage_candidate(dist *d, const fwd_job *j, const parity_stage_opts *o
     n_st = stage_ranges(&d->plan, j->n_layers, sr);
     for (int s = 0; s < n_st; s++)
       if (sr[s].leader == d->rank) my = s;
+    /* export adds the head only to a sub-model that ends at the checkpoint's last layer, so
+     * prepared sub-models cannot serve a reference cut short with --max-layers */
+    if (o->onnx_dir && j->n_layers < c->n_layers)
+      err_set(e, EXIT_USAGE, "--per-stage --onnx DIR needs the reference on all %d layers (the "
+              "exported sub-models end with the checkpoint's head); drop --max-layers or --onnx "
+              "(then each stage exports what it needs)", c->n_layers);
     if (my >= 0 && !(hin = malloc((size_t)T * D * sizeof *hin)))
       err_set(e, EXIT_RUNTIME, "out of memory (%d x %zu boundary state)", T, D);
   }

@@ -67,6 +67,17 @@ static int run_trace(ort_runtime *rt, const char *model_path, const gpt_config *
                      layer0 + n_layers - 1, hidden ? " --layers A:B" :
                      n_layers < c->n_layers ? " --max-layers N" : "");
   }
+  /* a model that goes on after the reference's last layer computes other logits: say so
+   * rather than report a failed parity */
+  if (rc == 0) {
+    char extra[2][64];
+    snprintf(extra[0], 64, out_fmt[OUT_IDX], layer0 + n_layers);
+    snprintf(extra[1], 64, out_fmt[OUT_MLP], layer0 + n_layers);
+    if (has_output(outs, n_outs, extra[0]) || has_output(outs, n_outs, extra[1]))
+      rc = err_set(e, EXIT_RUNTIME, "%s: the model runs more layers than the reference (%d-%d): "
+                   "export it with `--max-layers %d`, or compare on all layers", model_path,
+                   layer0, layer0 + n_layers - 1, layer0 + n_layers);
+  }
   for (int t = 0; rc == 0 && ids && t < T; t++) ids64[t] = ids[t];
   if (rc == 0)
     rc = hidden ? ort_run_hidden(s, hidden, 1, T, c->hidden, np, n_names, vals, e)
