@@ -273,10 +273,17 @@ static const uint8_t *part_span(const ckpt_tensor *t, uint64_t s, uint64_t *avai
   return NULL;
 }
 
-/* 1 if any bf16 value in h[0..n) is infinite or NaN (branch-free, so the compiler vectorizes). */
-static int bf16_any_nonfinite(const uint16_t *h, size_t n) {
+/* The bf16 value at p (2 bytes, any alignment: a data section may start at an odd offset). */
+static inline uint16_t bf16_at(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, sizeof h);
+  return h;
+}
+
+/* 1 if any of the n bf16 values at p is infinite or NaN (branch-free, so the compiler vectorizes). */
+static int bf16_any_nonfinite(const uint8_t *p, size_t n) {
   unsigned bad = 0;
-  for (size_t i = 0; i < n; i++) bad |= (h[i] & 0x7f80u) == 0x7f80u;
+  for (size_t i = 0; i < n; i++) bad |= (bf16_at(p + 2 * i) & 0x7f80u) == 0x7f80u;
   return bad != 0;
 }
 
@@ -316,14 +323,20 @@ static int write_raw(const ckpt *ck, const exl_tensor *t, uint64_t b0, uint64_t 
     uint64_t n = b1 - s < avail ? b1 - s : avail;
     if (n > chunk) n = chunk;
     const st_tensor *pt = t->t->part[k];
-    const char *src_path = st_file_path(ckpt_file(ck, (size_t)t->t->file_index[k]));
+    const st_file *sf = ckpt_file(ck, (size_t)t->t->file_index[k]);
+    const char *src_path = st_file_path(sf);
     const uint64_t in0 = pt->file_offset + (uint64_t)(src - (const uint8_t *)pt->data);
     int sfd = open(src_path, O_RDONLY | O_CLOEXEC), checked = 0;
     uint64_t left = n;
     if (sfd >= 0 && (check_bf16 || check_scales)) {
       ssize_t r = pread(sfd, buf, n, (off_t)in0);
+      /* a short read of a file that changed since it was opened is that, not a write error */
+      if (r != (ssize_t)n && st_file_unchanged(sf, e) != 0) {
+        close(sfd);
+        return -1;
+      }
       const uint8_t *data = r == (ssize_t)n ? buf : src; /* short read: the mapping has it */
-      if (check_bf16 ? bf16_any_nonfinite((const uint16_t *)data, n / 2) : scales_any_overflow(data, n)) {
+      if (check_bf16 ? bf16_any_nonfinite(data, n / 2) : scales_any_overflow(data, n)) {
         close(sfd);
         return report_bad(ck, t, t->t, s, s + n, e);
       }
@@ -336,8 +349,11 @@ static int write_raw(const ckpt *ck, const exl_tensor *t, uint64_t b0, uint64_t 
       left -= (uint64_t)w;
     }
     if (sfd >= 0) close(sfd);
+    /* copy_file_range may be unsupported here (the mapping then serves), but if the source file
+     * shrank the mapping holds nothing either: say that the checkpoint changed */
+    if (left > 0 && st_file_unchanged(sf, e) != 0) return -1;
     if (left > 0) {
-      if (!checked && ((check_bf16 && bf16_any_nonfinite((const uint16_t *)src, n / 2)) ||
+      if (!checked && ((check_bf16 && bf16_any_nonfinite(src, n / 2)) ||
                        (check_scales && scales_any_overflow(src, n))))
         return report_bad(ck, t, t->t, s, s + n, e);
       if (fs_pwrite_all(fd, src + (n - left), left, t->offset + s + (n - left), path, e) != 0)
@@ -382,9 +398,8 @@ int export_layout_write(const export_layout *L, const ckpt *ck, size_t i, uint64
         int pi;
         const uint8_t *src = part_span(t->t, (k + j) * 2, &avail, &pi);
         uint64_t m = avail / 2 < n - j ? avail / 2 : n - j;
-        const uint16_t *h = (const uint16_t *)src;
-        if (bf16_any_nonfinite(h, m)) return report_bad(ck, t, t->t, (k + j) * 4, (k + j + m) * 4, e);
-        for (uint64_t q = 0; q < m; q++) out[j + q] = st_bf16_to_f32(h[q]);
+        if (bf16_any_nonfinite(src, m)) return report_bad(ck, t, t->t, (k + j) * 4, (k + j + m) * 4, e);
+        for (uint64_t q = 0; q < m; q++) out[j + q] = st_bf16_to_f32(bf16_at(src + 2 * q));
         j += m;
       }
       if (fs_pwrite_all(fd, out, n * 4, t->offset + k * 4, path, e) != 0) return -1;

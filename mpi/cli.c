@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic.h"
 #include "log.h"
 
 void cli_common_init(cli_common *cc) {
@@ -130,26 +131,13 @@ int cli_parse_ids(const char *s, const char *what, int64_t max_id, int32_t **ids
 }
 
 int cli_read_ids_file(const char *path, int64_t max_id, int32_t **ids, int *n, err *e) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return err_errno(e, errno, "%s: cannot open prompt file", path);
-  size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  for (;;) {
-    if (!buf) { fclose(f); return err_set(e, EXIT_RUNTIME, "%s: out of memory", path); }
-    size_t r = fread(buf + len, 1, cap - len - 1, f);
-    len += r;
-    if (len < cap - 1) break;
-    if (cap > (64u << 20)) { free(buf); fclose(f); return err_set(e, EXIT_USAGE, "%s: prompt file larger than 64 MiB", path); }
-    cap *= 2;
-    char *nb = realloc(buf, cap);
-    if (!nb) free(buf);
-    buf = nb;
+  char *buf;
+  size_t len;
+  if (fs_read_file(path, "prompt file", 64u << 20, &buf, &len, e) != 0) return -1;
+  if (strlen(buf) != len) {
+    free(buf);
+    return err_set(e, EXIT_USAGE, "%s: binary data in prompt file", path);
   }
-  int rerr = ferror(f);
-  fclose(f);
-  if (rerr) { free(buf); return err_set(e, EXIT_RUNTIME, "%s: read error", path); }
-  buf[len] = '\0';
-  if (strlen(buf) != len) { free(buf); return err_set(e, EXIT_USAGE, "%s: binary data in prompt file", path); }
   int rc = parse_id_list(buf, ", \t\r\n", path, max_id, ids, n, e);
   free(buf);
   return rc;

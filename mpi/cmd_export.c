@@ -1,27 +1,23 @@
 /* export: the checkpoint as an ONNX model (graph + external data) written by all ranks.
  *
- *   MPI up -> parse -> open checkpoint -> refuse a finished-looking output -> plan -> layout
- *   -> temp dir + data file(s) (rank 0 creates and sizes) -> every rank writes its tensors at
- *   their offsets, fsyncs -> rank 0 writes model.onnx, fsyncs -> rank 0 renames the temp dir to
- *   the output, fsyncs the parent -> summary
+ *   MPI up -> parse -> open checkpoint, check the output path -> plan -> layout -> stage the
+ *   output directory (rank 0) -> every rank writes its tensors at their offsets, fsyncs ->
+ *   rank 0 writes model.onnx -> rank 0 publishes the directory -> summary
  *
- * The ranks agree after every phase (dist_agree). Everything goes to "<parent>/.<name>.tmp.<pid>"
- * (pid of rank 0) first; a failed export removes it, a killed one leaves only that hidden
- * directory, never the output name. Collective over MPI_COMM_WORLD. */
+ * The library does the work (export/export_write.h, shards/atomic.h); this file sequences it and
+ * the ranks agree after every phase (dist_agree). Everything goes to "<parent>/.<name>.tmp.<pid>"
+ * (pid of rank 0) first, registered with every rank's stop handler (shards/guard.h): a failed,
+ * stopped (SIGTERM/SIGINT/SIGHUP) or MPI-aborted export removes it; only a SIGKILL of every rank
+ * can leave that hidden directory, never the output name. Collective over MPI_COMM_WORLD. */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <libgen.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "atomic.h"
 #include "ckpt.h"
@@ -30,7 +26,10 @@
 #include "export_graph.h"
 #include "export_layout.h"
 #include "export_write.h"
+#include "guard.h"
 #include "log.h"
+#include "outpath.h"
+#include "progress.h"
 
 static const char export_usage[] =
     "usage: gptoss-mpi export CKPT --output DIR [options]\n"
@@ -167,161 +166,38 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
   return 0;
 }
 
-/* Test hook: GPTOSS_FAULT="R:PHASE[:N]" as in dist_fault (mpi/dist.h), for phase names with a
- * dash (export-data, export-graph, export-kill), which dist_fault's scanner does not accept. */
-static int export_fault(const dist *d, const char *phase, err *e) {
-  const char *f = getenv("GPTOSS_FAULT");
-  if (!f || !*f) return 0;
-  int rank = -1, nth = 1, used = 0;
-  char ph[32] = "";
-  if (sscanf(f, "%d:%31[a-z-]%n", &rank, ph, &used) < 2) return 0;
-  if (f[used] == ':') nth = atoi(f + used + 1);
-  if (rank != d->rank || strcmp(ph, phase) != 0) return 0;
-  static int count;
-  if (++count != nth) return 0;
-  return err_set(e, EXIT_RUNTIME, "injected fault in phase '%s' (GPTOSS_FAULT=%s)", phase, f);
-}
-
-/* Output must not exist, or be an empty directory (replaced by the rename). Local. */
-static int check_output(const char *out, err *e) {
-  struct stat st;
-  if (stat(out, &st) != 0) {
-    if (errno == ENOENT) return 0;
-    return err_errno(e, errno, "--output %s", out);
-  }
-  if (!S_ISDIR(st.st_mode))
-    return err_set(e, EXIT_RUNTIME, "--output %s exists and is not a directory; refusing to "
-                   "overwrite it", out);
-  DIR *dir = opendir(out);
-  if (!dir) return err_errno(e, errno, "--output %s", out);
-  struct dirent *de;
-  int n = 0;
-  while ((de = readdir(dir)))
-    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
-  closedir(dir);
-  if (n) return err_set(e, EXIT_RUNTIME, "--output %s exists and is not empty; refusing to "
-                        "overwrite it (remove it or choose another directory)", out);
-  return 0;
-}
-
+/* Progress of the data phase; the kill hook of the fault tests dies in the middle of writing,
+ * as a killed job would. */
 typedef struct {
-  double t0, last, every;
-  uint64_t base, total, cur;
-} progress_state;
+  progress pr;
+  const dist *d;
+} data_progress;
 
 static void on_chunk(void *ctx, uint64_t bytes) {
-  progress_state *p = ctx;
-  p->cur = p->base + bytes;
-  const double now = log_now();
-  if (p->every <= 0 || now - p->last < p->every) return;
-  p->last = now;
-  const double rate = p->cur / (now - p->t0);
-  log_info("data: rank 0 wrote %.1f of %.1f MiB, %.1f MiB/s, %.0f s left", p->cur / 1048576.0,
-           p->total / 1048576.0, rate / 1048576.0, rate > 0 ? (p->total - p->cur) / rate : 0.0);
-}
-
-static uint64_t rss_anon(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  unsigned long long kb = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "RssAnon: %llu kB", &kb) == 1) break;
-  fclose(f);
-  return kb * 1024ull;
-}
-
-#define EXPORT_CHUNK (16u << 20)
-
-/* This rank's share of the data: open, write, fsync, close. */
-static int write_share(dist *d, const ckpt *ck, const export_layout *L, const char *tmp,
-                       progress_state *ps, uint64_t *anon, err *e) {
-  int fds[2] = {-1, -1};
-  char path[PATH_MAX], f[64];
-  int file = L->o.per_rank_files ? d->rank : 0;
-  export_layout_file_name(L, file, f, sizeof f);
-  snprintf(path, sizeof path, "%s/%s", tmp, f);
-  const uint64_t mine = export_layout_rank_bytes(L, &d->plan, d->rank);
-  if (mine == 0) return 0;
-  if (L->o.per_rank_files) {
-    fds[0] = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fds[0] >= 0 && ftruncate(fds[0], (off_t)L->file_bytes[file]) != 0) {
-      err_errno(e, errno, "%s: cannot size the data file", path);
-      close(fds[0]);
-      return -1;
-    }
-  } else {
-    fds[0] = open(path, O_WRONLY | O_CLOEXEC);
-  }
-  if (fds[0] < 0) return err_errno(e, errno, "%s: cannot open the data file", path);
-  void *buf = malloc(EXPORT_CHUNK);
-  int rc = buf ? 0 : err_set(e, EXIT_RUNTIME, "out of memory (%u MiB write buffer)", EXPORT_CHUNK >> 20);
-  for (size_t i = 0; rc == 0 && i < L->n_tensors; i++) {
-    uint64_t b0, b1;
-    export_layout_share(L, &d->plan, i, d->rank, &b0, &b1);
-    if (b0 == b1) continue;
-    rc = export_layout_write(L, ck, i, b0, b1, fds[0], path, buf, EXPORT_CHUNK,
-                             d->rank == 0 ? on_chunk : NULL, ps, e);
-    ps->base += b1 - b0;
-    /* test hook: die in the middle of writing, as a killed job would */
-    err ek = {0};
-    if (export_fault(d, "export-kill", &ek) != 0) raise(SIGKILL);
-  }
-  *anon = rss_anon();
-  free(buf);
-  if (rc == 0 && fsync(fds[0]) != 0) rc = err_errno(e, errno, "%s: fsync", path);
-  if (close(fds[0]) != 0 && rc == 0) rc = err_errno(e, errno, "%s: close", path);
-  return rc;
-}
-
-/* Rank 0: temp dir next to the output, and the single data file created at its full size. */
-static int make_tmp(const export_args *a, const export_layout *L, char *tmp, size_t len,
-                    int *created, err *e) {
-  char c1[PATH_MAX], c2[PATH_MAX];
-  snprintf(c1, sizeof c1, "%s", a->output);
-  snprintf(c2, sizeof c2, "%s", a->output);
-  for (size_t n = strlen(c1); n > 1 && c1[n - 1] == '/'; n--) c1[n - 1] = c2[n - 1] = '\0';
-  snprintf(tmp, len, "%s/.%s.tmp.%ld", dirname(c1), basename(c2), (long)getpid());
-  if (mkdir(tmp, 0755) != 0) return err_errno(e, errno, "%s: cannot create the temporary directory", tmp);
-  *created = 1;
-  if (L->o.per_rank_files) return 0;
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s", tmp, EXPORT_DATA_FILE);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return err_errno(e, errno, "%s: cannot create", path);
-  int rc = ftruncate(fd, (off_t)L->file_bytes[0]) != 0 ? err_errno(e, errno, "%s: cannot size", path) : 0;
-  if (close(fd) != 0 && rc == 0) rc = err_errno(e, errno, "%s: close", path);
-  return rc;
-}
-
-/* Rank 0: rename the finished temp dir to the output and sync the parent. */
-static int commit(const export_args *a, const char *tmp, err *e) {
-  char c1[PATH_MAX];
-  snprintf(c1, sizeof c1, "%s", tmp);
-  if (fs_fsync_dir(tmp, e) != 0) return -1;
-  if (rename(tmp, a->output) != 0)
-    return err_errno(e, errno, "cannot rename %s to %s", tmp, a->output);
-  if (fs_fsync_dir(dirname(c1), e) != 0) {
-    /* the rename is not durable: leave nothing that looks finished */
-    if (rename(a->output, tmp) != 0) export_dir_remove(a->output, NULL);
-    return -1;
-  }
-  return 0;
+  data_progress *p = ctx;
+  progress_note(&p->pr, bytes);
+  err ek = {0};
+  if (dist_fault(p->d, "export-kill", &ek) != 0) raise(SIGKILL);
 }
 
 static int export_dist(dist *d, const export_args *a, err *e) {
   const double t_start = log_now();
   ckpt *ck = NULL;
   export_layout L = {0};
-  char tmp[PATH_MAX] = "";
-  int have_layout = 0, have_tmp = 0, rc = -1;
+  atomic_out *out = NULL;  /* rank 0: the staged output directory */
+  char staged[PATH_MAX] = "";
+  int have_layout = 0, rc = -1;
   double t_data = 0, t_graph = 0;
-  uint64_t graph_bytes = 0, anon = 0;
+  uint64_t graph_bytes = 0;
   size_t n_nodes = 0;
 
+  /* open; the output checked before any work (rank 0 sees what every rank would see) */
   log_info("== open: %s (%d rank%s)", a->ckpt, d->size, d->size > 1 ? "s" : "");
-  if (dist_fault(d, "open", e) == 0 && ckpt_open(a->ckpt, &ck, e) == 0 && d->rank == 0)
-    check_output(a->output, e);
+  if (dist_fault(d, "open", e) == 0 && ckpt_open(a->ckpt, &ck, e) == 0 && d->rank == 0) {
+    const outpath o = {a->output, "--output", OUTPATH_DIR};
+    const char *in[2] = {a->ckpt, ckpt_dir(ck)};
+    outpath_check(&o, 1, in, 2, e);
+  }
   if (dist_agree(d, e) != 0) goto out;
   gpt_config c = *ckpt_config(ck);
   if (a->max_layers > c.n_layers)
@@ -356,38 +232,55 @@ static int export_dist(dist *d, const export_args *a, err *e) {
            o.experts_fp32 ? "fp32" : "mxfp4", o.dense == EXPORT_DENSE_FP32 ? "fp32" : o.dense == EXPORT_DENSE_BF16 ? "bf16" : "auto",
            o.layer0, o.n_layers - 1, o.sub_model ? " (sub-model)" : "", o.max_positions);
 
-  /* temp dir and data file, created by rank 0 before anyone opens them */
-  if (d->rank == 0) make_tmp(a, &L, tmp, sizeof tmp, &have_tmp, e);
-  MPI_Bcast(tmp, (int)sizeof tmp, MPI_CHAR, 0, d->world);
-  MPI_Bcast(&have_tmp, 1, MPI_INT, 0, d->world);
+  /* the staged output directory (and its data file), made by rank 0 before anyone opens it;
+   * every rank registers it, so that a stopped rank removes it */
+  if (d->rank == 0 && export_dir_stage(&L, a->output, (long)getpid(), &out, e) == 0)
+    snprintf(staged, sizeof staged, "%s", atomic_path(out));
+  MPI_Bcast(staged, (int)sizeof staged, MPI_CHAR, 0, d->world);
+  if (d->rank != 0 && staged[0] && guard_add_output(staged) != 0)
+    err_set(e, EXIT_RUNTIME, "too many outputs staged at once");
   if (dist_agree(d, e) != 0) goto out;
 
-  /* data: every rank its share, at offsets fixed by the layout */
+  /* data: every rank its share, at offsets fixed by the layout; then the checkpoint must still be
+   * the one that was read */
   double t0 = log_now();
   const uint64_t mine = export_layout_rank_bytes(&L, &d->plan, d->rank);
-  log_info("== data: %s, rank 0 writes %.1f MiB", tmp, mine / 1048576.0);
-  progress_state ps = {t0, t0, a->cc.progress_s, 0, mine, 0};
-  if (export_fault(d, "export-data", e) == 0) write_share(d, ck, &L, tmp, &ps, &anon, e);
+  log_info("== data: %s, %.1f MiB from %d rank%s", staged, total / 1048576.0, d->size,
+           d->size > 1 ? "s" : "");
+  data_progress dp = {.d = d};
+  progress_begin(&dp.pr, d, 1, "data", NULL, total, a->cc.progress_s);
+  if (dist_fault(d, "export-data", e) == 0 &&
+      export_write_share(ck, &L, &d->plan, d->rank, staged, on_chunk, &dp, e) == 0)
+    ckpt_unchanged(ck, e);
+  const uint64_t anon = dist_rss_anon();
+  progress_end(&dp.pr);
   if (dist_agree(d, e) != 0) goto out;
   t_data = log_now() - t0;
 
   /* graph: rank 0, once every rank has written and synced its part */
   t0 = log_now();
-  log_info("== graph: %s/model.onnx", tmp);
-  if (export_fault(d, "export-graph", e) == 0 && d->rank == 0)
-    export_graph_write(&L, tmp, &graph_bytes, &n_nodes, e);
+  log_info("== graph: %s/model.onnx", staged);
+  if (dist_fault(d, "export-graph", e) == 0 && d->rank == 0)
+    export_graph_write(&L, staged, &graph_bytes, &n_nodes, e);
   if (dist_agree(d, e) != 0) goto out;
   t_graph = log_now() - t0;
 
+  /* publish: after the last work of every rank */
   log_info("== commit: %s", a->output);
-  if (d->rank == 0 && commit(a, tmp, e) == 0) have_tmp = 0;
-  MPI_Bcast(&have_tmp, 1, MPI_INT, 0, d->world);
+  if (d->rank == 0) {
+    atomic_out *o1 = out;
+    out = NULL;
+    atomic_publish(o1, e);
+  }
   if (dist_agree(d, e) != 0) goto out;
+  guard_drop_output(staged);
 
   /* summary */
   uint64_t mine_v[3] = {mine, anon, dist_peak_rss()};
   uint64_t *all = d->rank == 0 ? malloc((size_t)d->size * sizeof mine_v) : NULL;
-  MPI_Gather(mine_v, 3, MPI_UINT64_T, all, 3, MPI_UINT64_T, 0, d->world);
+  int have_all = d->rank != 0 || all;
+  MPI_Bcast(&have_all, 1, MPI_INT, 0, d->world);
+  if (have_all) MPI_Gather(mine_v, 3, MPI_UINT64_T, all, 3, MPI_UINT64_T, 0, d->world);
   for (int r = 0; all && r < d->size; r++)
     log_info("   rank %d: wrote %.1f MiB; anonymous memory after writing %.1f MiB, peak RSS "
              "%.1f MiB", r, all[3 * r] / 1048576.0, all[3 * r + 1] / 1048576.0,
@@ -399,7 +292,10 @@ static int export_dist(dist *d, const export_args *a, err *e) {
            n_nodes, graph_bytes / 1024.0, t_graph, t_all);
   rc = 0;
 out:
-  if (rc != 0 && have_tmp && d->rank == 0) export_dir_remove(tmp, have_layout ? &L : NULL);
+  if (rc != 0) {
+    atomic_abort(out); /* rank 0: the staged directory and everything the ranks wrote in it */
+    if (staged[0]) guard_drop_output(staged);
+  }
   if (have_layout) export_layout_free(&L);
   ckpt_close(ck);
   return rc;
@@ -407,7 +303,10 @@ out:
 
 int cmd_export(int argc, char **argv) {
   dist d;
-  dist_init(&argc, &argv, &d);
+  if (dist_init(&argc, &argv, &d) != 0) {
+    dist_finalize(&d);
+    return EXIT_RUNTIME;
+  }
   opterr = d.rank == 0;
   export_args a;
   int rc = 0;

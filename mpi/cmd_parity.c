@@ -19,6 +19,7 @@
 #include "dist.h"
 #include "fwd_job.h"
 #include "log.h"
+#include "outpath.h"
 #include "ort.h"
 #include "ort_trace.h"
 #include "parity_stage.h"
@@ -112,7 +113,10 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
       case OPT_ONNX: a->onnx = optarg; break;
       case OPT_CAND: a->cand = optarg; break;
       case OPT_REF: a->ref = optarg; break;
-      case OPT_ORTLIB: a->ort_lib = optarg; break;
+      case OPT_ORTLIB:
+        if (!*optarg) return cli_usage_error("parity", "--ort-lib: the path is empty (leave the option out to use the default)");
+        a->ort_lib = optarg;
+        break;
       case OPT_PERSTAGE: a->per_stage = 1; break;
       case OPT_REPORT: a->report = optarg; break;
       case OPT_SUMMARY: a->summary = optarg; break;
@@ -161,27 +165,29 @@ static int read_trace_arg(const char *arg, trace *tr, err *e) {
   return trace_read(file, group, tr, e);
 }
 
-/* Rank 0's work once both traces exist: compare, write the outputs, print the verdict. */
-static int compare_and_report(const parity_args *a, const trace *ref, const trace *cand,
-                              const parity_meta *m, int *pass, err *e) {
+/* The chart's path: the summary's with .svg for its extension. */
+static void chart_path(const char *summary, char *svg, size_t n) {
+  const char *dot = strrchr(summary, '.');
+  size_t stem = dot && !strchr(dot, '/') ? (size_t)(dot - summary) : strlen(summary);
+  snprintf(svg, n, "%.*s.svg", (int)stem, summary);
+}
+
+/* Rank 0's work once both traces exist: compare, stage the outputs (published after the ranks
+ * agree), print the verdict. out[0..3): chart, summary, report (the report last: it is the one
+ * that says a check was made). */
+static int compare_and_stage(const parity_args *a, const trace *ref, const trace *cand,
+                             const parity_meta *m, int *pass, atomic_out *out[3], err *e) {
   parity_result r;
   if (parity_compare(ref, cand, &a->th, &r, e) != 0) return -1;
-  /* the report last: a job that fails on the way leaves no report that looks finished */
   int rc = 0;
   char svg[4096] = "";
   if (a->summary) {
-    const char *dot = strrchr(a->summary, '.');
-    size_t stem = dot && !strchr(dot, '/') ? (size_t)(dot - a->summary) : strlen(a->summary);
-    snprintf(svg, sizeof svg, "%.*s.svg", (int)stem, a->summary);
+    chart_path(a->summary, svg, sizeof svg);
     const char *slash = strrchr(svg, '/');
-    rc = parity_chart_write(svg, &r, e);
-    if (rc == 0) rc = parity_summary_write(a->summary, slash ? slash + 1 : svg, &r, m, ref, cand, e);
+    rc = parity_chart_stage(svg, &r, &out[0], e);
+    if (rc == 0) rc = parity_summary_stage(a->summary, slash ? slash + 1 : svg, &r, m, ref, cand, &out[1], e);
   }
-  if (rc == 0) rc = parity_report_write(a->report, &r, m, ref, cand, e);
-  if (rc != 0 && a->summary) {
-    unlink(svg);
-    unlink(a->summary);
-  }
+  if (rc == 0) rc = parity_report_stage(a->report, &r, m, ref, cand, &out[2], e);
   if (rc == 0) {
     for (int l = 0; l < r.L; l++) {
       const parity_layer *p = &r.layers[l];
@@ -192,8 +198,6 @@ static int compare_and_report(const parity_args *a, const trace *ref, const trac
     log_info("parity: %s: %d positions x %d layers; logits rel. diff %.3g, top-1 agreement %.1f %%",
              r.pass ? "PASS" : "FAIL", r.T, r.L, r.logits_rel, 100 * r.top1_agree);
     if (!r.pass) log_info("parity: failed checks: %s", r.reasons);
-    log_info("parity: report %s%s%s%s%s", a->report, a->summary ? ", summary " : "",
-             a->summary ? a->summary : "", a->summary ? ", chart " : "", a->summary ? svg : "");
     *pass = r.pass;
   }
   parity_result_free(&r);
@@ -217,9 +221,28 @@ static int candidate_trace(const parity_args *a, const ckpt *ck, const trace *re
   return rc;
 }
 
+/* Rank 0, before any work: the outputs against each other and against every input. */
+static void check_outputs(const parity_args *a, const ckpt *ck, err *e) {
+  char svg[4096] = "";
+  if (a->summary) chart_path(a->summary, svg, sizeof svg);
+  const outpath out[3] = {{a->report, "--report", OUTPATH_FILE},
+                          {a->summary, "--summary", OUTPATH_FILE},
+                          {a->summary ? svg : NULL, "the chart (--summary with .svg)", OUTPATH_FILE}};
+  char ref[4096] = "", cand[4096] = "", g[1024], data[4200] = "";
+  if (a->ref) split_trace_path(a->ref, ref, sizeof ref, g, sizeof g);
+  if (a->cand) split_trace_path(a->cand, cand, sizeof cand, g, sizeof g);
+  if (a->onnx) snprintf(data, sizeof data, "%s.data", a->onnx);
+  const char *in[] = {a->ckpt, ck ? ckpt_dir(ck) : NULL, a->job.ids_file, ref[0] ? ref : NULL,
+                      cand[0] ? cand : NULL, a->onnx, a->onnx ? data : NULL, a->ort_lib};
+  outpath_check(out, 3, in, (int)(sizeof in / sizeof in[0]), e);
+}
+
 int cmd_parity(int argc, char **argv) {
   dist d;
-  dist_init(&argc, &argv, &d);
+  if (dist_init(&argc, &argv, &d) != 0) {
+    dist_finalize(&d);
+    return EXIT_RUNTIME;
+  }
   opterr = d.rank == 0;
   parity_args a;
   int rc = 0;
@@ -233,26 +256,40 @@ int cmd_parity(int argc, char **argv) {
   trace ref_file = {0}, cand = {0};
   ckpt *ck = NULL;
   const trace *ref = NULL;
+  atomic_out *out[3] = {NULL, NULL, NULL};
   int pass = 0, have_ref_file = 0, have_cand = 0;
   char ref_desc[4200], cand_desc[4200];
 
-  /* reference: a trace file (rank 0) or the distributed C forward pass (every rank) */
+  /* reference: a trace file (rank 0) or the distributed C forward pass (every rank); the outputs
+   * are checked first in both cases */
   if (a.ref) {
     log_info("== reference: %s", a.ref);
     snprintf(ref_desc, sizeof ref_desc, "%s", a.ref);
-    if (d.rank == 0 && ckpt_open(a.ckpt, &ck, &e) == 0 &&
-        (have_ref_file = read_trace_arg(a.ref, &ref_file, &e) == 0))
-      ref = &ref_file;
+    if (d.rank == 0 && ckpt_open(a.ckpt, &ck, &e) == 0) {
+      check_outputs(&a, ck, &e);
+      if (e.code == 0 && (have_ref_file = read_trace_arg(a.ref, &ref_file, &e) == 0)) ref = &ref_file;
+    }
     dist_agree(&d, &e);
   } else {
     snprintf(ref_desc, sizeof ref_desc, "C forward pass, %s, %d rank%s",
              a.job.precision == MODEL_BF16 ? "bf16" : "fp32", d.size, d.size > 1 ? "s" : "");
-    if (fwd_job_run(&d, &a.job, &j, &e) == 0 && d.rank == 0) {
+    char svg[4096] = "", cfile[4096] = "", g[1024], data[4200] = "";
+    if (a.summary) chart_path(a.summary, svg, sizeof svg);
+    if (a.cand) split_trace_path(a.cand, cfile, sizeof cfile, g, sizeof g);
+    if (a.onnx) snprintf(data, sizeof data, "%s.data", a.onnx);
+    fwd_job_opts *jo = &a.job;
+    jo->outputs[0] = (outpath){a.report, "--report", OUTPATH_FILE};
+    jo->outputs[1] = (outpath){a.summary, "--summary", OUTPATH_FILE};
+    jo->outputs[2] = (outpath){a.summary ? svg : NULL, "the chart (--summary with .svg)", OUTPATH_FILE};
+    jo->n_outputs = 3;
+    const char *in[] = {cfile[0] ? cfile : NULL, a.onnx, a.onnx ? data : NULL, a.ort_lib};
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) jo->inputs[jo->n_inputs++] = in[i];
+    if (fwd_job_run(&d, jo, &j, &e) == 0 && d.rank == 0) {
       ref = &j.tr;
       ck = j.ck;
     }
   }
-  /* candidate: every stage leader (--per-stage), or rank 0; comparison: rank 0 */
+  /* candidate: every stage leader (--per-stage, agreed inside), or rank 0 */
   if (a.per_stage && e.code == 0) {
     char parent[4096];
     const char *slash = strrchr(a.report, '/');
@@ -261,21 +298,27 @@ int cmd_parity(int argc, char **argv) {
     parity_stage_opts so = {a.onnx, a.ort_lib, parent};
     have_cand = parity_stage_candidate(&d, &j, &so, &cand, cand_desc, sizeof cand_desc, &e) == 0 &&
                 d.rank == 0;
-  } else if (e.code == 0 && d.rank == 0) {
-    have_cand = candidate_trace(&a, ck, ref, &cand, cand_desc, sizeof cand_desc, &e) == 0;
+  } else if (e.code == 0) {
+    if (d.rank == 0) have_cand = candidate_trace(&a, ck, ref, &cand, cand_desc, sizeof cand_desc, &e) == 0;
+    dist_agree(&d, &e);
   }
-  if (have_cand) {
+  /* comparison and staged outputs on rank 0, agreed; then published */
+  if (e.code == 0 && have_cand) {
     parity_meta m = {ckpt_dir(ck), ref_desc, cand_desc,
                      a.ref ? "" : a.job.precision == MODEL_BF16 ? "bf16" : "fp32", d.size,
                      ckpt_config(ck), &a.th};
     log_info("== compare: %d positions x %d layers", ref->T, ref->n_layers);
-    compare_and_report(&a, ref, &cand, &m, &pass, &e);
+    compare_and_stage(&a, ref, &cand, &m, &pass, out, &e);
   }
-  /* errors of the collective phases are agreed already (every rank holds one); rank 0's own
-   * (candidate, comparison, report) still need the verdict */
-  int failed = e.code != 0, all_failed = 0;
-  MPI_Allreduce(&failed, &all_failed, 1, MPI_INT, MPI_MIN, d.world);
-  if (all_failed || dist_agree(&d, &e) != 0) {
+  if (e.code == 0 || !e.agreed) dist_agree(&d, &e);
+  if (e.code == 0 && d.rank == 0) {
+    if (atomic_publish_all(out, 3, &e) == 0)
+      log_info("parity: report %s%s%s", a.report, a.summary ? ", summary " : "",
+               a.summary ? a.summary : "");
+  }
+  if (e.code == 0 || !e.agreed) dist_agree(&d, &e);
+  for (int i = 0; i < 3; i++) atomic_abort(out[i]); /* left only when the job failed */
+  if (e.code != 0) {
     log_error("%s", e.msg);
     rc = e.code;
   } else {

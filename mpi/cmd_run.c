@@ -4,15 +4,13 @@
  *   -> write the trace -> print ids -> summary
  *
  * The trace is written by rank 0 under a hidden staging name and renamed to its target only after
- * every rank agreed that the whole run succeeded: a failure on any rank leaves no file that
- * looks finished (DESIGN.md "Failure policy"). Collective over MPI_COMM_WORLD. */
-#include <errno.h>
+ * every rank agreed that the whole run succeeded (shards/atomic.h): a failure on any rank, a lost
+ * rank or a stop signal leaves no file that looks finished (DESIGN.md "Failure policy"). The
+ * trace path is checked before any work: not an input, not a device or FIFO. Collective over
+ * MPI_COMM_WORLD. */
 #include <getopt.h>
-#include <libgen.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "atomic.h"
 #include "cli.h"
@@ -65,68 +63,44 @@ static int parse_args(int argc, char **argv, run_args *a, int *rc) {
   a->job.ckpt = argv[optind];
   a->job.progress_s = a->cc.progress_s;
   a->job.tracing = a->trace_path != NULL;
+  if (a->trace_path) {
+    a->job.outputs[0] = (outpath){a->trace_path, "--trace", OUTPATH_FILE};
+    a->job.n_outputs = 1;
+  }
   if (!a->job.ids_arg == !a->job.ids_file)
     return cli_usage_error("run", "give exactly one of --prompt-ids and --prompt-file");
   return 0;
 }
 
-/* Hidden staging name next to the target. Local (rank 0). */
-static int trace_staging_path(const char *path, char *out, size_t n, err *e) {
-  char *dcopy = strdup(path), *bcopy = strdup(path);
-  int rc = 0;
-  if (!dcopy || !bcopy)
-    rc = err_set(e, EXIT_RUNTIME, "%s: out of memory", path);
-  else if ((size_t)snprintf(out, n, "%s/.%s.part.%ld", dirname(dcopy), basename(bcopy),
-                            (long)getpid()) >= n)
-    rc = err_set(e, EXIT_RUNTIME, "%s: path too long", path);
-  free(dcopy);
-  free(bcopy);
-  return rc;
-}
-
-/* Rename the staged trace to its target and fsync the directory; on failure nothing is left
- * under the target name. Local (rank 0). */
-static int trace_commit(const char *staged, const char *path, err *e) {
-  if (rename(staged, path) != 0) return err_errno(e, errno, "%s: rename to %s", staged, path);
-  char *dcopy = strdup(path);
-  if (!dcopy) {
-    unlink(path);
-    return err_set(e, EXIT_RUNTIME, "%s: out of memory", path);
-  }
-  int rc = fs_fsync_dir(dirname(dcopy), e);
-  free(dcopy);
-  if (rc != 0) unlink(path);
-  return rc;
-}
-
-/* Collective: write, agree, commit, agree. */
+/* Collective: rank 0 stages the trace (written and synced under a hidden name), every rank
+ * agrees, rank 0 publishes it, every rank agrees. A rank lost before the first agreement makes it
+ * fail, so a trace is published only after the last work of every rank. */
 static int write_trace(dist *d, const run_args *a, fwd_job *j, err *e) {
-  char staged[4096] = "";
+  atomic_out *staged = NULL;
   const double t0 = log_now();
-  if (d->rank == 0 && dist_fault(d, "trace", e) == 0) {
+  if (dist_fault(d, "trace", e) == 0 && d->rank == 0) {
     trace_meta meta = {a->job.precision == MODEL_BF16 ? "bf16" : "fp32", d->size,
                        ckpt_dir(j->ck), ckpt_config(j->ck)};
     log_info("trace: writing %s", a->trace_path);
-    char path[sizeof staged];
-    if (trace_staging_path(a->trace_path, path, sizeof path, e) == 0 &&
-        trace_write(&j->tr, &meta, path, e) == 0)
-      memcpy(staged, path, sizeof staged);
-  } else if (d->rank != 0) {
-    dist_fault(d, "trace", e);
+    trace_stage(&j->tr, &meta, a->trace_path, &staged, e);
   }
   int rc = dist_agree(d, e);
   if (rc == 0) {
-    if (d->rank == 0 && trace_commit(staged, a->trace_path, e) == 0) staged[0] = '\0';
+    if (d->rank == 0) atomic_publish(staged, e);
+    staged = NULL;
     rc = dist_agree(d, e);
   }
-  if (staged[0]) unlink(staged); /* written but not committed: the job failed */
+  atomic_abort(staged); /* staged but not published: the job failed */
   j->times.gather += log_now() - t0;
   return rc;
 }
 
 int cmd_run(int argc, char **argv) {
   dist d;
-  dist_init(&argc, &argv, &d);
+  if (dist_init(&argc, &argv, &d) != 0) {
+    dist_finalize(&d);
+    return EXIT_RUNTIME;
+  }
   opterr = d.rank == 0; /* getopt's own messages from rank 0 only */
   run_args a;
   int rc = 0;

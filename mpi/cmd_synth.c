@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "guard.h"
 #include "log.h"
+#include "progress.h"
 #include "synth.h"
 
 static const char synth_usage[] =
@@ -25,20 +27,9 @@ static const char synth_usage[] =
 
 enum { OPT_PRESET = CLI_OPT_FIRST_COMMAND_OPT, OPT_LAYERS, OPT_EXPERTS, OPT_SEED, OPT_LAYOUT };
 
-typedef struct {
-  double t0, last;
-  double every;
-} synth_progress;
-
-static void progress_print(uint64_t done, uint64_t total, void *arg) {
-  synth_progress *p = arg;
-  double now = log_now();
-  if (now - p->last < p->every || done >= total) return;
-  p->last = now;
-  double el = now - p->t0, rate = el > 0 ? (double)done / el : 0.0;
-  double left = rate > 0 ? (double)(total - done) / rate : 0.0;
-  log_info("synth: %.2f of %.2f GB written (%.0f%%), %.0f MB/s, %.0f s left", done / 1e9,
-           total / 1e9, 100.0 * (double)done / (double)total, rate / 1e6, left);
+static void on_progress(uint64_t done, uint64_t total, void *arg) {
+  (void)total;
+  progress_note(arg, done);
 }
 
 static int parse_seed(const char *s, uint64_t *out) {
@@ -118,13 +109,15 @@ int cmd_synth(int argc, char **argv) {
            synth_preset_name(o.preset), cfg.n_layers, cfg.n_experts, cfg.top_k,
            (unsigned long long)o.seed, o.layout == LAYOUT_HF ? "hf" : "original", total / 1e9, out_dir);
 
-  /* write */
-  synth_progress pr = {log_now(), log_now(), cc.progress_s};
-  o.progress = progress_print;
+  /* write (a stop signal removes the staged directory: guard.h) */
+  guard_install(0, 1);
+  progress pr;
+  progress_begin(&pr, NULL, 0, "synth", NULL, total, cc.progress_s);
+  o.progress = on_progress;
   o.progress_arg = &pr;
   if (synth_write(out_dir, &o, &e) != 0) {
     log_error("%s", e.msg);
-    return EXIT_RUNTIME;
+    return e.code ? e.code : EXIT_RUNTIME;
   }
 
   /* report */

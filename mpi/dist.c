@@ -4,20 +4,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
+
+/* MPI's own failures end the job at once, cleanly: this rank says what failed, removes the
+ * outputs it staged (guard.h) and aborts the job (mpirun then stops every rank, whose stop
+ * handlers remove theirs). Nothing is left to check at the call sites, so no failed MPI call can
+ * ever read as success (a failed Allreduce would otherwise leave an agreement's verdict unset). */
+static void on_mpi_error(MPI_Comm *comm, int *code, ...) {
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0, rank = log_rank();
+  if (MPI_Error_string(*code, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "error %d", *code);
+  guard_cleanup();
+  fprintf(stderr, "gptoss-mpi: error: rank %d: MPI failure: %s (partial output removed)\n", rank, msg);
+  fflush(stderr);
+  MPI_Abort(comm ? *comm : MPI_COMM_WORLD, EXIT_RUNTIME);
+  _exit(EXIT_RUNTIME);
+}
 
 int dist_init(int *argc, char ***argv, dist *d) {
   memset(d, 0, sizeof *d);
-  int provided;
-  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
   d->world = MPI_COMM_WORLD;
   d->stage = MPI_COMM_NULL;
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    log_error("MPI_Init_thread failed: the MPI library could not start (run under mpirun, srun "
+              "--mpi=pmix, or alone)");
+    return -1;
+  }
   MPI_Comm_rank(d->world, &d->rank);
   MPI_Comm_size(d->world, &d->size);
-  /* errors come back as codes so a failing call is reported like any other error */
-  MPI_Comm_set_errhandler(d->world, MPI_ERRORS_RETURN);
   log_set_rank(d->rank);
+  guard_install(d->rank, d->size);
+  MPI_Errhandler eh;
+  MPI_Comm_create_errhandler(on_mpi_error, &eh);
+  MPI_Comm_set_errhandler(d->world, eh); /* communicators split from world inherit it */
+  MPI_Errhandler_free(&eh);
+  d->initialized = 1;
+  if (provided < MPI_THREAD_FUNNELED) {
+    /* OpenBLAS and ONNX Runtime run threads in every rank; MPI is called from the main one */
+    log_error("the MPI library provides thread level %d, below MPI_THREAD_FUNNELED (%d) that "
+              "gptoss-mpi needs (worker threads of the matrix library and ONNX Runtime)", provided,
+              MPI_THREAD_FUNNELED);
+    return -1;
+  }
   return 0;
 }
 
@@ -30,27 +62,35 @@ int dist_setup(dist *d, const gpt_config *c, int n_stages, int max_tokens, int m
 }
 
 void dist_finalize(dist *d) {
+  if (!d->initialized) return;
   if (d->stage != MPI_COMM_NULL) MPI_Comm_free(&d->stage);
   plan_free(&d->plan);
   MPI_Finalize();
+  d->initialized = 0;
 }
 
 int dist_agree(dist *d, err *e) {
   int mine = e->code ? d->rank : INT_MAX, first = INT_MAX;
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->world);
+  /* test hook: a collective that MPI itself fails (an invalid datatype) */
+  err fe = {0};
+  MPI_Datatype t = dist_fault(d, "mpi", &fe) ? MPI_DATATYPE_NULL : MPI_INT;
+  MPI_Allreduce(&mine, &first, 1, t, MPI_MIN, d->world);
   if (first == INT_MAX) return 0;
-  struct { int code; char msg[sizeof e->msg]; } buf;
+  struct { int code, agreed; char msg[sizeof e->msg]; } buf;
   memset(&buf, 0, sizeof buf);
   if (d->rank == first) {
     buf.code = e->code;
+    buf.agreed = e->agreed;
     memcpy(buf.msg, e->msg, sizeof buf.msg);
   }
   MPI_Bcast(&buf, (int)sizeof buf, MPI_BYTE, first, d->world);
   e->code = buf.code;
-  if (d->size > 1)
+  /* an error that is already the verdict of an earlier agreement keeps its "rank r: " */
+  if (d->size > 1 && !buf.agreed)
     snprintf(e->msg, sizeof e->msg, "rank %d: %.*s", first, (int)sizeof e->msg - 16, buf.msg);
   else
     memcpy(e->msg, buf.msg, sizeof e->msg);
+  e->agreed = 1;
   return -1;
 }
 
@@ -59,7 +99,7 @@ int dist_fault(const dist *d, const char *phase, err *e) {
   if (!f || !*f) return 0;
   int rank = -1, nth = 1, used = 0;
   char ph[32] = "";
-  if (sscanf(f, "%d:%31[a-z]%n", &rank, ph, &used) < 2) return 0;
+  if (sscanf(f, "%d:%31[a-z-]%n", &rank, ph, &used) < 2) return 0;
   if (f[used] == ':') nth = atoi(f + used + 1);
   if (rank != d->rank || strcmp(ph, phase) != 0) return 0;
   /* count how many times the named phase was reached on this rank */
@@ -101,6 +141,17 @@ uint64_t dist_resident_file_bytes(const char *dir) {
   }
   fclose(f);
   return total;
+}
+
+uint64_t dist_rss_anon(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "RssAnon: %llu kB", &kb) == 1) break;
+  fclose(f);
+  return kb * 1024ull;
 }
 
 uint64_t dist_peak_rss(void) {

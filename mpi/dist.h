@@ -12,7 +12,7 @@
  *
  * Fault injection for tests: GPTOSS_FAULT="R:PHASE" (or "R:PHASE:N", the N-th time that phase
  * is reached on rank R, counting from 1) makes rank R fail with "injected fault" when it
- * reaches PHASE (open, load, attn, experts, head, decode, trace, alloc). Never set in
+ * reaches PHASE (open, load, attn, experts, head, decode, trace, alloc, mpi). Never set in
  * production. */
 #ifndef GPTOSS_DIST_H
 #define GPTOSS_DIST_H
@@ -31,10 +31,14 @@ typedef struct {
   const plan_rank *me;       /* &plan.ranks[rank] */
   uint64_t bytes_sent;       /* payload bytes this rank sent in the forward pass */
   uint64_t n_messages;
+  int initialized;           /* MPI is up (dist_finalize has work to do) */
 } dist;
 
-/* MPI_Init (with MPI_THREAD_FUNNELED) and the world rank/size; sets the log rank. Local to
- * each process but every process of the job must call it. */
+/* MPI_Init_thread (MPI_THREAD_FUNNELED required), the world rank/size, the log rank, the stop
+ * handlers of guard.h, and MPI's error handler: any failed MPI call prints which rank and what
+ * failed, removes this rank's staged outputs and aborts the job (exit 1), so no MPI failure is
+ * ever ignored. -1 (message printed) if MPI cannot start or lacks the thread level; call
+ * dist_finalize in every case. Local to each process but every process of the job must call it. */
 int dist_init(int *argc, char ***argv, dist *d);
 /* Make the plan (same on every rank) and the stage communicator. */
 int dist_setup(dist *d, const gpt_config *c, int n_stages, int max_tokens, int max_seq, err *e);
@@ -42,7 +46,9 @@ int dist_setup(dist *d, const gpt_config *c, int n_stages, int max_tokens, int m
 void dist_finalize(dist *d);
 
 /* One verdict from every rank's err: 0 if none failed; otherwise -1 and e (on every rank) is
- * the lowest failing rank's error as "rank r: <message>", with its code. */
+ * the lowest failing rank's error as "rank r: <message>", with its code. Calling it again on an
+ * agreed error is safe (the prefix is not added twice). Fault hook: GPTOSS_FAULT=R:mpi makes
+ * rank R's collective fail inside MPI (an invalid datatype), to test the error handler. */
 int dist_agree(dist *d, err *e);
 /* Test hook (local): -1 with an "injected fault" error if GPTOSS_FAULT names this rank and
  * phase (see above); 0 otherwise. */
@@ -56,6 +62,8 @@ uint64_t dist_max_u64(dist *d, uint64_t v);
 /* Resident bytes of this process's file-backed mappings of files under `dir` (from
  * /proc/self/smaps), i.e. checkpoint pages this rank has touched. Local. */
 uint64_t dist_resident_file_bytes(const char *dir);
+/* Anonymous resident memory (RssAnon) of this process in bytes. Local. */
+uint64_t dist_rss_anon(void);
 /* Peak resident set (VmHWM) of this process in bytes. Local. */
 uint64_t dist_peak_rss(void);
 

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "log.h"
 #include "plan.h"
+#include "progress.h"
 
 int fwd_job_opts_init(fwd_job_opts *o, long default_max_tokens, err *e) {
   memset(o, 0, sizeof *o);
@@ -36,17 +37,16 @@ int fwd_job_opt(fwd_job_opts *o, int opt, const char *arg, err *e) {
   }
 }
 
-typedef struct {
-  double t0, last, every;
-} progress_state;
-
+/* the ranks agree after every layer, so every rank's count is the job's */
 static void on_layer(void *ctx, int done, int n) {
-  progress_state *p = ctx;
-  const double now = log_now();
-  if (p->every <= 0 || now - p->last < p->every || done == n) return;
-  p->last = now;
-  const double rate = done / (now - p->t0);
-  log_info("prefill: %d/%d layers, %.2f layers/s, %.0f s left", done, n, rate, (n - done) / rate);
+  (void)n;
+  progress_note(ctx, (uint64_t)done);
+}
+
+/* The positions a checkpoint supports (its RoPE tables and exported caches cover them). */
+static long context_positions(const gpt_config *c) {
+  const double v = (double)c->initial_context_length * c->rope_scaling_factor;
+  return v > 2147483647.0 ? 2147483647L : (long)v;
 }
 
 /* Check the tensors this rank owns before any use (no NaN/inf, no overflowing MXFP4 scale):
@@ -90,6 +90,17 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
   if (id_rc == 0 && o->max_layers > c->n_layers)
     err_set(e, EXIT_USAGE, "--max-layers %ld: the checkpoint has %d layers", o->max_layers,
             c->n_layers);
+  const long ctx = context_positions(c);
+  if (id_rc == 0 && (long)j->n_prompt + (o->max_tokens > 1 ? o->max_tokens - 1 : 0) > ctx)
+    err_set(e, EXIT_USAGE, "prompt + new tokens (%d + %ld) exceed the context of %ld positions "
+            "(initial_context_length x rope_scaling_factor in %s)", j->n_prompt, o->max_tokens,
+            ctx, ckpt_config_path(j->ck));
+  if (e->code == 0 && d->rank == 0 && o->n_outputs) {
+    const char *in[10] = {o->ckpt, ckpt_dir(j->ck), o->ids_file};
+    int n_in = 3;
+    for (int i = 0; i < o->n_inputs && n_in < 10; i++) in[n_in++] = o->inputs[i];
+    outpath_check(o->outputs, o->n_outputs, in, n_in, e);
+  }
   if (dist_agree(d, e) != 0) {
     free(ids);
     return -1;
@@ -135,10 +146,13 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
   /* prefill */
   log_info("== prefill: %d tokens", j->n_prompt);
   t0 = log_now();
-  progress_state ps = {t0, t0, o->progress_s};
-  dfwd_set_progress(j->fw, on_layer, &ps);
+  progress pr;
+  progress_begin(&pr, d, 0, "prefill", "layers", (uint64_t)j->n_layers, o->progress_s);
+  dfwd_set_progress(j->fw, on_layer, &pr);
   int32_t next;
-  if (dfwd_step(j->fw, j->seq, j->n_prompt, 0, o->tracing, &next, e) != 0) return -1;
+  const int prc = dfwd_step(j->fw, j->seq, j->n_prompt, 0, o->tracing, &next, e);
+  progress_end(&pr);
+  if (prc != 0) return -1;
   j->times.prefill = log_now() - t0;
   log_info("prefill: %d tokens in %.2f s (%.1f tok/s)", j->n_prompt, j->times.prefill,
            j->n_prompt / j->times.prefill);
@@ -147,23 +161,22 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
   dfwd_set_progress(j->fw, NULL, NULL);
   if (j->n_new > 1) log_info("== decode: %d steps", j->n_new - 1);
   t0 = log_now();
-  double last_report = t0;
   int pos = j->n_prompt;
+  progress_begin(&pr, d, 0, "decode", "tokens", (uint64_t)(j->n_new > 1 ? j->n_new - 1 : 0),
+                 o->progress_s);
   for (int k = 0; k < j->n_new; k++) {
     j->out_ids[k] = next;
     if (k == j->n_new - 1) break;
     j->seq[pos] = next;
     dist_fault(d, "decode", e); /* dfwd_step skips the work and agrees on the failure */
-    if (dfwd_step(j->fw, j->seq + pos, 1, pos, o->tracing, &next, e) != 0) return -1;
-    pos++;
-    double now = log_now();
-    if (o->progress_s > 0 && now - last_report >= o->progress_s) {
-      last_report = now;
-      double rate = (k + 1) / (now - t0);
-      log_info("decode: %d/%d tokens, %.2f tok/s, %.0f s left", k + 1, j->n_new - 1, rate,
-               (j->n_new - 2 - k) / rate);
+    if (dfwd_step(j->fw, j->seq + pos, 1, pos, o->tracing, &next, e) != 0) {
+      progress_end(&pr);
+      return -1;
     }
+    pos++;
+    progress_note(&pr, (uint64_t)(k + 1));
   }
+  progress_end(&pr);
   j->times.decode = log_now() - t0;
   if (j->n_new > 1)
     log_info("decode: %d steps in %.2f s (%.2f tok/s)", j->n_new - 1, j->times.decode,
@@ -177,7 +190,9 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
     if (d->rank == 0) memcpy(j->tr.input_ids, j->seq, (size_t)j->T_all * sizeof *j->seq);
     j->times.gather = log_now() - t0;
   }
-  return 0;
+  /* what was computed came from the files as they were opened */
+  ckpt_unchanged(j->ck, e);
+  return dist_agree(d, e);
 }
 
 void fwd_job_summary(dist *d, fwd_job *j) {
@@ -185,7 +200,9 @@ void fwd_job_summary(dist *d, fwd_job *j) {
   const uint64_t my_touched = dist_resident_file_bytes(ckpt_dir(j->ck)), my_peak = dist_peak_rss();
   uint64_t per_rank[5] = {my_touched, me->mapped_bytes, my_peak, me->peak_bytes, d->bytes_sent};
   uint64_t *all = d->rank == 0 ? malloc((size_t)d->size * sizeof per_rank) : NULL;
-  MPI_Gather(per_rank, 5, MPI_UINT64_T, all, 5, MPI_UINT64_T, 0, d->world);
+  int have_all = d->rank != 0 || all; /* without memory for the table, no per-rank lines */
+  MPI_Bcast(&have_all, 1, MPI_INT, 0, d->world);
+  if (have_all) MPI_Gather(per_rank, 5, MPI_UINT64_T, all, 5, MPI_UINT64_T, 0, d->world);
   for (int r = 0; all && r < d->size; r++)
     log_verbose("   rank %d: checkpoint bytes touched %llu (plan: %llu mapped); peak RSS %llu "
                 "(plan: %llu); bytes sent %llu", r, (unsigned long long)all[5 * r],

@@ -3,7 +3,10 @@
  *
  * Positions processed: the prompt (one prefill call), then each generated token except the
  * last (one decode call each, with the KV cache), so a trace holds T = prompt + N - 1 positions
- * for --max-tokens N (the prompt alone for N = 0 or 1). The ranks agree after every phase
+ * for --max-tokens N (the prompt alone for N = 0 or 1). Refused up front: a prompt that with the
+ * new tokens exceeds the checkpoint's context (initial_context_length x rope_scaling_factor
+ * positions), and outputs that cannot be written (opts.outputs). At the end every rank checks
+ * that the checkpoint files are still the ones it read. The ranks agree after every phase
  * (dist_agree): on failure every rank returns -1 with the same error. COLLECTIVE. */
 #ifndef GPTOSS_FWD_JOB_H
 #define GPTOSS_FWD_JOB_H
@@ -12,6 +15,7 @@
 
 #include "ckpt.h"
 #include "dist.h"
+#include "outpath.h"
 #include "dist_forward.h"
 #include "model.h"
 #include "trace.h"
@@ -25,6 +29,12 @@ typedef struct {
   model_precision precision;
   double progress_s;
   int tracing;                 /* gather every intermediate tensor on rank 0 */
+  /* the command's outputs and its inputs other than the checkpoint and the prompt file, checked
+   * on rank 0 right after the checkpoint is opened, before any work (shards/outpath.h) */
+  outpath outputs[4];
+  int n_outputs;
+  const char *inputs[6];
+  int n_inputs;
 } fwd_job_opts;
 
 enum { FWD_OPT_IDS = 1200, FWD_OPT_FILE, FWD_OPT_MAXTOK, FWD_OPT_MAXLAYERS, FWD_OPT_PREC,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "export_layout.h"
+#include "guard.h"
 #include "export_write.h"
 #include "log.h"
 #include "ort.h"
@@ -74,10 +75,13 @@ static int stage_run(const fwd_job *j, const stage_range *sr, int s, const parit
     export_opts eo = {.dense = EXPORT_DENSE_BF16, .layer0 = sr->layer0, .n_layers = sr->layer1,
                       .sub_model = 1, .sub_head = sr->head, .max_positions = j->T_all,
                       .expose_routing = 1, .expose_hidden = 1};
-    if (mkdir(dir, 0755) != 0)
+    if (guard_add_output(dir) != 0) /* removed if the job is stopped */
+      rc = err_set(e, EXIT_RUNTIME, "too many outputs staged at once");
+    else if (mkdir(dir, 0755) != 0)
       rc = err_errno(e, errno, "%s: cannot create the temporary directory", dir);
     else
       made = 1;
+    if (rc != 0 && !made) guard_drop_output(dir);
     if (rc == 0) rc = export_layout_make(j->ck, &eo, NULL, &L, e);
     have_layout = rc == 0;
     if (rc == 0) rc = export_write_local(j->ck, &L, dir, e);
@@ -89,7 +93,10 @@ static int stage_run(const fwd_job *j, const stage_range *sr, int s, const parit
     rc = ort_trace_run_stage(rt, path, c, sr->layer0, sr->layer1, sr->head, hin, j->T_all, 0, st, e);
   }
   ort_close(rt);
-  if (made) export_dir_remove(dir, have_layout ? &L : NULL);
+  if (made) {
+    guard_remove_tree(dir);
+    guard_drop_output(dir);
+  }
   if (have_layout) export_layout_free(&L);
   return rc;
 }
@@ -189,6 +196,8 @@ int parity_stage_candidate(dist *d, const fwd_job *j, const parity_stage_opts *o
   }
   if (dist_agree(d, e) != 0) goto out;
   for (int s = 0; s < n_st; s++) gather_stage(d, &sr[s], &st, cand, T, c);
+  /* the transfers are the stage leaders' last work: agree on it before rank 0 judges anything */
+  if (dist_agree(d, e) != 0) goto out;
   snprintf(desc, desc_len, "ONNX Runtime %s: %d sub-model%s (%s), per stage on the reference "
            "state at its boundary", ver, n_st, n_st > 1 ? "s" : "",
            o->onnx_dir ? o->onnx_dir : "exported by the stage leaders");

@@ -1,57 +1,68 @@
 #include "h5io.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "atomic.h"
 
 int h5io_create(const char *path, h5io_file *f, err *e) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   memset(f, 0, sizeof *f);
   f->file = -1;
-  char dcopy[4096], bcopy[4096];
+  if (strlen(path) >= sizeof f->path) return err_set(e, EXIT_RUNTIME, "%s: path too long", path);
   snprintf(f->path, sizeof f->path, "%s", path);
-  snprintf(dcopy, sizeof dcopy, "%s", path);
-  snprintf(bcopy, sizeof bcopy, "%s", path);
-  if (strlen(path) >= sizeof dcopy ||
-      (size_t)snprintf(f->tmp, sizeof f->tmp, "%s/.%s.tmp.%ld", dirname(dcopy), basename(bcopy),
-                       (long)getpid()) >= sizeof f->tmp)
-    return err_set(e, EXIT_RUNTIME, "%s: path too long", path);
-  f->file = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f->file < 0)
-    return err_set(e, EXIT_RUNTIME, "%s: HDF5 could not create the file (directory missing or "
-                   "not writable?)", path);
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  /* memory only: grows in 4 MiB steps, never written by HDF5 */
+  if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)4 << 20, 0) < 0) {
+    if (fapl >= 0) H5Pclose(fapl);
+    return err_set(e, EXIT_RUNTIME, "%s: HDF5 could not set up an in-memory file", path);
+  }
+  f->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (f->file < 0) return err_set(e, EXIT_RUNTIME, "%s: HDF5 could not create the file in memory", path);
   return 0;
 }
 
 void h5io_abort(h5io_file *f) {
   if (f->file >= 0) H5Fclose(f->file);
   f->file = -1;
-  unlink(f->tmp);
+}
+
+int h5io_finish(h5io_file *f, atomic_out **staged, err *e) {
+  *staged = NULL;
+  int rc = 0;
+  void *img = NULL;
+  ssize_t n = -1;
+  if (H5Fflush(f->file, H5F_SCOPE_GLOBAL) < 0 || (n = H5Fget_file_image(f->file, NULL, 0)) < 0)
+    rc = err_set(e, EXIT_RUNTIME, "%s: HDF5 could not finish the file", f->path);
+  if (rc == 0 && !(img = malloc(n > 0 ? (size_t)n : 1)))
+    rc = err_set(e, EXIT_RUNTIME, "%s: out of memory for the %zd-byte file image", f->path, n);
+  if (rc == 0 && H5Fget_file_image(f->file, img, (size_t)n) != n)
+    rc = err_set(e, EXIT_RUNTIME, "%s: HDF5 could not copy the file image", f->path);
+  if (H5Fclose(f->file) < 0 && rc == 0)
+    rc = err_set(e, EXIT_RUNTIME, "%s: HDF5 could not close the file", f->path);
+  f->file = -1;
+  atomic_out *o = NULL;
+  if (rc == 0 && atomic_stage_file(f->path, &o, e) == 0) {
+    if (atomic_write(o, img, (size_t)n, e) != 0) {
+      atomic_abort(o);
+      rc = -1;
+    } else if (atomic_seal(o, e) != 0) {
+      rc = -1;
+    } else {
+      *staged = o;
+    }
+  } else if (rc == 0) {
+    rc = -1;
+  }
+  free(img);
+  return rc;
 }
 
 int h5io_commit(h5io_file *f, err *e) {
-  int rc = H5Fclose(f->file) < 0 ? err_set(e, EXIT_RUNTIME, "%s: HDF5 could not close the file", f->path) : 0;
-  f->file = -1;
-  if (rc == 0) {
-    int fd = open(f->tmp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) rc = err_errno(e, errno, "%s: fsync", f->tmp);
-    if (fd >= 0) close(fd);
-  }
-  if (rc == 0 && rename(f->tmp, f->path) != 0)
-    rc = err_errno(e, errno, "%s: rename to %s", f->tmp, f->path);
-  if (rc == 0) {
-    char dcopy[4096];
-    snprintf(dcopy, sizeof dcopy, "%s", f->path);
-    if ((rc = fs_fsync_dir(dirname(dcopy), e)) != 0) unlink(f->path); /* not durable: not done */
-  }
-  if (rc != 0) unlink(f->tmp);
-  return rc;
+  atomic_out *o;
+  if (h5io_finish(f, &o, e) != 0) return -1;
+  return atomic_publish(o, e);
 }
 
 static hid_t file_type_of(hid_t mem_type) {

@@ -1,26 +1,36 @@
 /* h5io: the small HDF5 writing layer shared by traces and parity reports.
  *
- * Files are written atomically: h5io_create opens "<dir>/.<name>.tmp.<pid>", h5io_commit closes,
- * fsyncs and renames it over the target and fsyncs the directory; h5io_abort removes it. HDF5's
- * own error-stack printing is switched off; failures come back as err messages naming the file
- * and the object. Local (no MPI). */
+ * A file is built in memory (HDF5's core driver, no backing store), so HDF5 itself never writes
+ * to the disk: a full disk, a quota or an I/O error cannot leave HDF5 with a half-closed file
+ * (HDF5 1.10 crashes at exit in that state). h5io_finish takes the finished image and writes it
+ * through the one commit path of shards/atomic.h: staged next to the target and sealed, to be
+ * published by the caller (after the ranks agreed) with atomic_publish; errors from the disk come
+ * back with the system's reason (e.g. "No space left on device"). The image costs memory equal to
+ * the file's size while it is written. HDF5's own error-stack printing is switched off; failures
+ * come back as err messages naming the file and the object. Local (no MPI). */
 #ifndef GPTOSS_H5IO_H
 #define GPTOSS_H5IO_H
 
 #include <hdf5.h>
 
+#include "atomic.h"
 #include "config.h"
 #include "err.h"
 
 typedef struct {
-  hid_t file;
+  hid_t file;        /* in memory */
   char path[4096];   /* target */
-  char tmp[4096];    /* temporary name next to it */
 } h5io_file;
 
+/* A new empty file in memory that will become `path`. */
 int h5io_create(const char *path, h5io_file *f, err *e);
-int h5io_commit(h5io_file *f, err *e);   /* closes; on failure removes the temporary file */
-void h5io_abort(h5io_file *f);           /* closes and removes the temporary file */
+/* Close the file and write its image to a staged, sealed file next to the target; the caller
+ * publishes *staged (atomic_publish) or drops it (atomic_abort). f is closed in every case. */
+int h5io_finish(h5io_file *f, atomic_out **staged, err *e);
+/* h5io_finish + atomic_publish, for outputs that need no agreement first. */
+int h5io_commit(h5io_file *f, err *e);
+/* Close and forget the file (nothing was written to the disk). */
+void h5io_abort(h5io_file *f);
 
 /* Dataset `name` under loc from data of memory type mem_type (H5T_NATIVE_FLOAT, _INT32,
  * _UINT8, _DOUBLE, _INT64), stored little-endian; gpath names the group in messages. */

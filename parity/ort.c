@@ -186,6 +186,9 @@ int ort_open(const char *lib, ort_runtime **out, err *e) {
   const char *src = lib_source(lib, &path);
   static const char fix[] = "install it with `make setup` or point --ort-lib/ORT_LIB at "
                             "libonnxruntime.so.1 of an ONNX Runtime release >= " ORT_MIN_RELEASE;
+  if (!*path && lib)
+    return err_set(e, EXIT_USAGE, "--ort-lib: the path is empty (leave the option out to use "
+                   "the default %s)", *GPTOSS_ORT_DEFAULT_LIB ? GPTOSS_ORT_DEFAULT_LIB : "(none built in)");
   if (!*path)
     return err_set(e, EXIT_RUNTIME, "ONNX Runtime library not configured (this build has no "
                    "default path): %s", fix);
@@ -197,6 +200,10 @@ int ort_open(const char *lib, ort_runtime **out, err *e) {
       return err_set(e, EXIT_RUNTIME, "ONNX Runtime library %s (%s) not found: %s", path, src, fix);
     return err_errno(e, errno, "ONNX Runtime library %s (%s)", path, src);
   }
+  /* dlopen would block on a FIFO */
+  if (strchr(path, '/') && !S_ISREG(sb.st_mode))
+    return err_set(e, EXIT_RUNTIME, "ONNX Runtime library %s (%s) is not a regular file: %s", path,
+                   src, fix);
 
   ort_runtime *rt = calloc(1, sizeof *rt);
   if (!rt) return err_set(e, EXIT_RUNTIME, "out of memory");

@@ -150,24 +150,34 @@ static int write_report(hid_t f, const char *path, const parity_result *r, const
   return rc;
 }
 
-int parity_report_write(const char *path, const parity_result *r, const parity_meta *m,
-                        const trace *ref, const trace *cand, err *e) {
+int parity_report_stage(const char *path, const parity_result *r, const parity_meta *m,
+                        const trace *ref, const trace *cand, atomic_out **staged, err *e) {
   h5io_file f;
+  *staged = NULL;
   if (h5io_create(path, &f, e) != 0) return -1;
   if (write_report(f.file, path, r, m, ref, cand, e) != 0) {
     h5io_abort(&f);
     return -1;
   }
-  return h5io_commit(&f, e);
+  return h5io_finish(&f, staged, e);
 }
 
 /* ---------------------------------------------------------------- text outputs */
 
 
 
-static int tx_save(strbuf *t, const char *path, err *e) {
+/* The text, staged and sealed next to path (published by the caller). */
+static int tx_stage(strbuf *t, const char *path, atomic_out **staged, err *e) {
+  *staged = NULL;
   int rc = t->oom ? err_set(e, EXIT_RUNTIME, "%s: out of memory", path)
-                  : atomic_write_file(path, t->p ? t->p : "", t->n, e);
+                  : atomic_stage_file(path, staged, e);
+  if (rc == 0 && atomic_write(*staged, t->p ? t->p : "", t->n, e) != 0) {
+    atomic_abort(*staged);
+    rc = -1;
+  } else if (rc == 0 && atomic_seal(*staged, e) != 0) {
+    rc = -1; /* the failed seal removed it */
+  }
+  if (rc != 0) *staged = NULL;
   free(t->p);
   return rc;
 }
@@ -179,8 +189,9 @@ static const char *fmt_g(double v, char *buf, size_t n) {
   return buf;
 }
 
-int parity_summary_write(const char *path, const char *svg_name, const parity_result *r,
-                         const parity_meta *m, const trace *ref, const trace *cand, err *e) {
+int parity_summary_stage(const char *path, const char *svg_name, const parity_result *r,
+                         const parity_meta *m, const trace *ref, const trace *cand,
+                         atomic_out **staged, err *e) {
   strbuf t = {0};
   const parity_thresholds *th = m->thresholds;
   char a[32], b[32], c[32], d[32], f[32];
@@ -239,12 +250,12 @@ int parity_summary_write(const char *path, const char *svg_name, const parity_re
   }
   strbuf_printf(&t, "\nProduced by gptoss-mpi %s. Every per-token figure is in the HDF5 report (docs/parity-report.md).\n",
      GPTOSS_VERSION);
-  return tx_save(&t, path, e);
+  return tx_stage(&t, path, staged, e);
 }
 
 /* Two panels: bars of the expert-set match rate per layer (0..100 %), and the hidden-state and
  * weight errors per layer on a log scale (1e-9 .. 1). */
-int parity_chart_write(const char *path, const parity_result *r, err *e) {
+int parity_chart_stage(const char *path, const parity_result *r, atomic_out **staged, err *e) {
   strbuf t = {0};
   const int L = r->L, W = 760, H = 520, x0 = 70, pw = W - x0 - 20, ph = 170;
   const int top1 = 40, top2 = 300;
@@ -296,5 +307,5 @@ int parity_chart_write(const char *path, const parity_result *r, err *e) {
   }
   strbuf_printf(&t, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">layer</text>\n", x0 + pw / 2, H - 8);
   strbuf_printf(&t, "</svg>\n");
-  return tx_save(&t, path, e);
+  return tx_stage(&t, path, staged, e);
 }

@@ -12,63 +12,59 @@
 
 #include "h5io.h"
 
-/* One layer's datasets: name, element type (0 float, 1 int32), dims as multiples of
- * (T, inner1, inner2); offsetof the capture member. */
+/* One layer's datasets: name, element type (0 float, 1 int32), optional (debug), the capture
+ * member, and the shape in width letters (trace_read checks every dataset against them): T
+ * positions, D hidden, E experts, K top-k, Q = Dh*(H+2KV), H = H*Dh, I intermediate, 2 = 2I. */
 typedef struct {
   const char *name;
   int is_int;
   int debug;                 /* optional when reading */
   size_t off;                /* offsetof(model_layer_capture, member) */
-  char defines;              /* reading: the width it fixes if still unknown (E, K, D, Q = QKV,
-                              * H = H*Dh, I), 0 = none */
+  const char *shape;
 } layer_ds;
 
-/* Datasets that fix a width come before the ones that are checked against it. */
 static const layer_ds layer_sets[] = {
-    {"router_logits", 0, 0, offsetof(model_layer_capture, router_logits), 'E'},
-    {"topk_indices", 1, 0, offsetof(model_layer_capture, topk_indices), 'K'},
-    {"hidden_after_attn", 0, 0, offsetof(model_layer_capture, hidden_after_attn), 'D'},
-    {"qkv_out", 0, 1, offsetof(model_layer_capture, qkv_out), 'Q'},
-    {"sdpa_out", 0, 1, offsetof(model_layer_capture, sdpa_out), 'H'},
-    {"swiglu_out", 0, 1, offsetof(model_layer_capture, swiglu_out), 'I'},
-    {"mlp1_out", 0, 1, offsetof(model_layer_capture, mlp1_out), 'I'},
-    {"topk_values", 0, 0, offsetof(model_layer_capture, topk_values), 0},
-    {"topk_weights", 0, 0, offsetof(model_layer_capture, topk_weights), 0},
-    {"hidden_after_mlp", 0, 0, offsetof(model_layer_capture, hidden_after_mlp), 0},
-    {"attn_norm_out", 0, 1, offsetof(model_layer_capture, attn_norm_out), 0},
-    {"mlp_norm_out", 0, 1, offsetof(model_layer_capture, mlp_norm_out), 0},
+    {"router_logits", 0, 0, offsetof(model_layer_capture, router_logits), "TE"},
+    {"topk_indices", 1, 0, offsetof(model_layer_capture, topk_indices), "TK"},
+    {"topk_values", 0, 0, offsetof(model_layer_capture, topk_values), "TK"},
+    {"topk_weights", 0, 0, offsetof(model_layer_capture, topk_weights), "TK"},
+    {"hidden_after_attn", 0, 0, offsetof(model_layer_capture, hidden_after_attn), "TD"},
+    {"hidden_after_mlp", 0, 0, offsetof(model_layer_capture, hidden_after_mlp), "TD"},
+    {"attn_norm_out", 0, 1, offsetof(model_layer_capture, attn_norm_out), "TD"},
+    {"qkv_out", 0, 1, offsetof(model_layer_capture, qkv_out), "TQ"},
+    {"sdpa_out", 0, 1, offsetof(model_layer_capture, sdpa_out), "TH"},
+    {"mlp_norm_out", 0, 1, offsetof(model_layer_capture, mlp_norm_out), "TD"},
+    {"mlp1_out", 0, 1, offsetof(model_layer_capture, mlp1_out), "TK2"},
+    {"swiglu_out", 0, 1, offsetof(model_layer_capture, swiglu_out), "TKI"},
 };
-
-/* The trace field a width letter names. */
-static int *width_of(trace *tr, char w) {
-  switch (w) {
-    case 'E': return &tr->E;
-    case 'K': return &tr->K;
-    case 'D': return &tr->D;
-    case 'Q': return &tr->QKV;
-    case 'H': return &tr->HD;
-    case 'I': return &tr->I;
-    default: return NULL;
-  }
-}
 #define N_LAYER_SETS (int)(sizeof layer_sets / sizeof layer_sets[0])
 
 static void **member(model_layer_capture *lc, int i) {
   return (void **)((char *)lc + layer_sets[i].off);
 }
 
+/* A width letter's value in a trace (the letters of layer_ds.shape, and V for the vocabulary). */
+static int64_t width(const trace *tr, char w) {
+  switch (w) {
+    case 'T': return tr->T;
+    case 'V': return tr->V;
+    case 'D': return tr->D;
+    case 'E': return tr->E;
+    case 'K': return tr->K;
+    case 'Q': return tr->QKV;
+    case 'H': return tr->HD;
+    case 'I': return tr->I;
+    case '2': return 2 * (int64_t)tr->I;
+    default: return 0;
+  }
+}
+
 /* Shape of layer dataset i (rank and dims) for trace tr. */
 static int layer_shape(const trace *tr, int i, hsize_t dims[3]) {
-  const char *n = layer_sets[i].name;
-  dims[0] = (hsize_t)tr->T;
-  if (!strcmp(n, "router_logits")) { dims[1] = tr->E; return 2; }
-  if (!strncmp(n, "topk_", 5)) { dims[1] = tr->K; return 2; }
-  if (!strcmp(n, "qkv_out")) { dims[1] = tr->QKV; return 2; }
-  if (!strcmp(n, "sdpa_out")) { dims[1] = tr->HD; return 2; }
-  if (!strcmp(n, "mlp1_out")) { dims[1] = tr->K; dims[2] = 2 * (hsize_t)tr->I; return 3; }
-  if (!strcmp(n, "swiglu_out")) { dims[1] = tr->K; dims[2] = tr->I; return 3; }
-  dims[1] = tr->D;
-  return 2;
+  const char *sh = layer_sets[i].shape;
+  int r = 0;
+  for (; sh[r]; r++) dims[r] = (hsize_t)width(tr, sh[r]);
+  return r;
 }
 
 static size_t dims_count(int rank, const hsize_t *dims) {
@@ -188,152 +184,301 @@ static int write_all(hid_t f, const trace *tr, const trace_meta *meta, const cha
   return rc;
 }
 
-int trace_write(const trace *tr, const trace_meta *meta, const char *path, err *e) {
+int trace_stage(const trace *tr, const trace_meta *meta, const char *path, atomic_out **staged,
+                err *e) {
   h5io_file f;
+  *staged = NULL;
   if (h5io_create(path, &f, e) != 0) return -1;
   if (write_all(f.file, tr, meta, path, e) != 0) {
     h5io_abort(&f);
     return -1;
   }
-  return h5io_commit(&f, e);
+  return h5io_finish(&f, staged, e);
+}
+
+int trace_write(const trace *tr, const trace_meta *meta, const char *path, err *e) {
+  atomic_out *o;
+  if (trace_stage(tr, meta, path, &o, e) != 0) return -1;
+  return atomic_publish(o, e);
 }
 
 /* ---------------------------------------------------------------- reading */
 
-/* Read dataset `name` under loc into a new buffer; dims out (rank must match). Missing
- * dataset: *out = NULL and 0 if optional, else an error. */
-static int read_ds(hid_t loc, const char *file, const char *gpath, const char *name, int is_int,
-                   int rank, hsize_t *dims, int optional, void **out, err *e) {
-  *out = NULL;
-  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) {
-    if (optional) return 0;
-    return err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' missing", file, gpath, name);
+/* Reading is two passes: first the shape of every dataset (nothing allocated), checked against
+ * the widths the trace's config attributes give, or else against the widths most datasets agree
+ * on, so that a wrong dataset is named as the wrong one and a file that claims more data than it
+ * holds is refused before any memory is spent on it; then the data. */
+
+#define SURVEY_MAX_VOTES 8
+typedef struct {
+  int64_t v[SURVEY_MAX_VOTES];
+  int n[SURVEY_MAX_VOTES];
+  int used;
+  int64_t fixed;           /* from a config attribute, 0 if none */
+} votes;
+
+typedef struct {
+  const char *path, *gp;   /* file, group path with a trailing '/' */
+  votes w[128];            /* by width letter */
+} survey;
+
+static void vote(survey *sv, char letter, int64_t value) {
+  votes *v = &sv->w[(unsigned char)letter];
+  for (int i = 0; i < v->used; i++)
+    if (v->v[i] == value) { v->n[i]++; return; }
+  if (v->used < SURVEY_MAX_VOTES) {
+    v->v[v->used] = value;
+    v->n[v->used++] = 1;
   }
+}
+
+/* The agreed value of a width: the config attribute's, else the most common one (the first seen
+ * on a tie); 0 if nothing voted. */
+static int64_t agreed(const survey *sv, char letter) {
+  const votes *v = &sv->w[(unsigned char)letter];
+  if (v->fixed) return v->fixed;
+  int best = -1;
+  for (int i = 0; i < v->used; i++)
+    if (best < 0 || v->n[i] > v->n[best]) best = i;
+  return best < 0 ? 0 : v->v[best];
+}
+
+/* Rank and dims of a dataset (-1 if absent); an unreadable one is an error. */
+static int ds_shape(hid_t loc, const char *file, const char *gpath, const char *name, int *rank,
+                    hsize_t *dims, err *e) {
+  *rank = -1;
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return 0;
   hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
   if (ds < 0) return err_set(e, EXIT_RUNTIME, "%s: cannot open dataset '%s%s'", file, gpath, name);
   hid_t sp = H5Dget_space(ds);
-  hsize_t d[8];
   int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
   int rc = 0;
-  if (r != rank) {
-    rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has rank %d, expected %d", file, gpath, name,
-                 r, rank);
-  } else {
-    H5Sget_simple_extent_dims(sp, d, NULL);
-    for (int i = 0; i < rank; i++) {
-      if (dims[i] && dims[i] != d[i])
-        rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' dim %d is %llu, expected %llu", file,
-                     gpath, name, i, (unsigned long long)d[i], (unsigned long long)dims[i]);
-      dims[i] = d[i];
+  if (r < 1 || r > 3)
+    rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has rank %d (traces hold 1 to 3)", file, gpath,
+                 name, r);
+  else
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+  /* the data must be in the file: an unfiltered dataset stores every byte it declares, a
+   * compressed one at most ~1032:1 (deflate's limit) */
+  if (rc == 0) {
+    hid_t ty = H5Dget_type(ds), dcpl = H5Dget_create_plist(ds);
+    const double want = (double)dims_count(r, dims) * (double)(ty >= 0 ? H5Tget_size(ty) : 4);
+    const double have = (double)H5Dget_storage_size(ds);
+    const int filtered = dcpl >= 0 && H5Pget_nfilters(dcpl) > 0;
+    if (have < (filtered ? want / 1100.0 : want))
+      rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' declares %.0f bytes but the file holds %.0f "
+                   "of them (truncated or forged trace)", file, gpath, name, want, have);
+    if (ty >= 0) H5Tclose(ty);
+    if (dcpl >= 0) H5Pclose(dcpl);
+  }
+  if (sp >= 0) H5Sclose(sp);
+  H5Dclose(ds);
+  *rank = rc == 0 ? r : -1;
+  return rc;
+}
+
+/* Survey one dataset: its shape must have the rank of its letters; every letter votes. */
+static int survey_ds(survey *sv, hid_t loc, const char *gpath, const char *name, const char *shape,
+                     int optional, err *e) {
+  int rank;
+  hsize_t d[3] = {0, 0, 0};
+  if (ds_shape(loc, sv->path, gpath, name, &rank, d, e) != 0) return -1;
+  if (rank < 0) {
+    if (optional) return 0;
+    return err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' missing", sv->path, gpath, name);
+  }
+  const int want = (int)strlen(shape);
+  if (rank != want)
+    return err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has rank %d, expected %d", sv->path, gpath,
+                   name, rank, want);
+  for (int i = 0; i < rank; i++) {
+    if (d[i] < 1 || d[i] > (1ull << 31) || (shape[i] == '2' && d[i] % 2))
+      return err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' dim %d is %llu", sv->path, gpath, name, i,
+                     (unsigned long long)d[i]);
+    vote(sv, shape[i] == '2' ? 'I' : shape[i], shape[i] == '2' ? (int64_t)d[i] / 2 : (int64_t)d[i]);
+  }
+  return 0;
+}
+
+/* Check a dataset's shape against the agreed widths (second look, after every vote). */
+static int check_ds(const survey *sv, hid_t loc, const char *gpath, const char *name,
+                    const char *shape, err *e) {
+  int rank;
+  hsize_t d[3] = {0, 0, 0};
+  if (ds_shape(loc, sv->path, gpath, name, &rank, d, e) != 0 || rank < 0) return rank < 0 ? 0 : -1;
+  for (int i = 0; i < rank; i++) {
+    const char l = shape[i] == '2' ? 'I' : shape[i];
+    const int64_t w = agreed(sv, l) * (shape[i] == '2' ? 2 : 1);
+    if ((int64_t)d[i] != w) {
+      char got[96], exp[96];
+      int g = 0, x = 0;
+      for (int k = 0; k < rank; k++) {
+        const int64_t wk = agreed(sv, shape[k] == '2' ? 'I' : shape[k]) * (shape[k] == '2' ? 2 : 1);
+        g += snprintf(got + g, sizeof got - (size_t)g, "%s%llu", k ? ", " : "", (unsigned long long)d[k]);
+        x += snprintf(exp + x, sizeof exp - (size_t)x, "%s%lld", k ? ", " : "", (long long)wk);
+      }
+      return err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has shape [%s], expected [%s] (%s)",
+                     sv->path, gpath, name, got, exp,
+                     sv->w[(unsigned char)l].fixed ? "from the trace's configuration attributes"
+                                                   : "the shape the other datasets agree on");
     }
   }
-  if (rc == 0) {
-    *out = malloc(dims_count(rank, dims) * 4 + 1);
-    if (!*out) rc = err_set(e, EXIT_RUNTIME, "%s: out of memory reading '%s%s'", file, gpath, name);
-  }
-  if (rc == 0 && H5Dread(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
-                         H5P_DEFAULT, *out) < 0)
-    rc = err_set(e, EXIT_RUNTIME, "%s: cannot read dataset '%s%s'", file, gpath, name);
+  return 0;
+}
+
+/* Read a dataset whose shape was checked into a new buffer (NULL and 0 if absent). */
+static int read_ds(hid_t loc, const char *file, const char *gpath, const char *name, int is_int,
+                   size_t n, void **out, err *e) {
+  *out = NULL;
+  if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return 0;
+  hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+  if (ds < 0) return err_set(e, EXIT_RUNTIME, "%s: cannot open dataset '%s%s'", file, gpath, name);
+  int rc = 0;
+  if (!(*out = malloc(n * 4 + 1)))
+    rc = err_set(e, EXIT_RUNTIME, "%s: out of memory reading '%s%s'", file, gpath, name);
+  else if (H5Dread(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                   *out) < 0)
+    rc = err_set(e, EXIT_RUNTIME, "%s: cannot read dataset '%s%s' as %s", file, gpath, name,
+                 is_int ? "int32" : "float32");
   if (rc != 0) {
     free(*out);
     *out = NULL;
   }
-  if (sp >= 0) H5Sclose(sp);
   H5Dclose(ds);
   return rc;
+}
+
+/* A positive integer attribute of g, or 0. */
+static int64_t attr_pos(hid_t g, const char *key) {
+  long long x = 0;
+  if (H5Aexists(g, key) <= 0) return 0;
+  hid_t a = H5Aopen(g, key, H5P_DEFAULT);
+  if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &x) < 0) x = 0;
+  if (a >= 0) H5Aclose(a);
+  return x > 0 && x < (1ll << 31) ? x : 0;
+}
+
+/* The config attributes a trace of ours carries (trace_meta) fix the widths. */
+static void fixed_from_attrs(survey *sv, hid_t g) {
+  sv->w['E'].fixed = attr_pos(g, "num_experts");
+  sv->w['K'].fixed = attr_pos(g, "experts_per_token");
+  sv->w['D'].fixed = attr_pos(g, "hidden_size");
+  sv->w['I'].fixed = attr_pos(g, "intermediate_size");
+  sv->w['V'].fixed = attr_pos(g, "vocab_size");
+  const int64_t dh = attr_pos(g, "head_dim"), h = attr_pos(g, "num_attention_heads"),
+                kv = attr_pos(g, "num_key_value_heads");
+  if (dh && h && kv) {
+    sv->w['Q'].fixed = dh * (h + 2 * kv);
+    sv->w['H'].fixed = dh * h;
+  }
 }
 
 static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace *tr, err *e) {
   char gp[256];
   snprintf(gp, sizeof gp, "%s%s", group, group[strlen(group) - 1] == '/' ? "" : "/");
-  hsize_t d[3] = {0, 0, 0};
-  void *p;
+  survey *sv = calloc(1, sizeof *sv);
+  if (!sv) return err_set(e, EXIT_RUNTIME, "out of memory");
+  sv->path = path;
+  sv->gp = gp;
+  fixed_from_attrs(sv, g);
   /* golden.h5 keeps input_ids at the file root, not inside the precision group */
-  int in_group = H5Lexists(g, "input_ids", H5P_DEFAULT) > 0;
-  if (read_ds(in_group ? g : f, path, in_group ? gp : "/", "input_ids", 1, 1, d, 0, &p, e)) return -1;
-  tr->input_ids = p;
-  if (d[0] < 1 || d[0] > INT32_MAX)
-    return err_set(e, EXIT_RUNTIME, "%s: '%sinput_ids' holds %llu positions", path, gp, (unsigned long long)d[0]);
-  tr->T = (int)d[0];
-  hsize_t dl[2] = {d[0], 0};
-  if (read_ds(g, path, gp, "logits", 0, 2, dl, 0, &p, e)) return -1;
-  tr->logits = p;
-  if (dl[1] < 1 || dl[1] > INT32_MAX)
-    return err_set(e, EXIT_RUNTIME, "%s: '%slogits' has %llu columns", path, gp, (unsigned long long)dl[1]);
-  tr->V = (int)dl[1];
-  hsize_t de[2] = {d[0], 0};
-  if (read_ds(g, path, gp, "embedding_out", 0, 2, de, 1, &p, e)) return -1;
-  tr->embedding_out = p;
-  if (p && (de[1] < 1 || de[1] > INT32_MAX))
-    return err_set(e, EXIT_RUNTIME, "%s: '%sembedding_out' has %llu columns", path, gp, (unsigned long long)de[1]);
-  tr->D = p ? (int)de[1] : 0;
-  de[1] = (hsize_t)tr->D;
-  if (read_ds(g, path, gp, "final_norm_out", 0, 2, de, 1, &p, e)) return -1;
-  tr->final_norm_out = p;
-  if (p && !tr->D) tr->D = (int)de[1]; /* checked against hidden_after_attn below */
-
-  hid_t lg = H5Gopen2(g, "layers", H5P_DEFAULT);
-  if (lg < 0) return err_set(e, EXIT_RUNTIME, "%s: group '%slayers' missing", path, gp);
+  const int in_group = H5Lexists(g, "input_ids", H5P_DEFAULT) > 0;
+  const hid_t idloc = in_group ? g : f;
+  const char *idgp = in_group ? gp : "/";
+  hid_t lg = -1;
+  int rc = 0, L = 0;
+  if (survey_ds(sv, idloc, idgp, "input_ids", "T", 0, e) || survey_ds(sv, g, gp, "logits", "TV", 0, e) ||
+      survey_ds(sv, g, gp, "embedding_out", "TD", 1, e) || survey_ds(sv, g, gp, "final_norm_out", "TD", 1, e))
+    rc = -1;
+  if (rc == 0 && (lg = H5Gopen2(g, "layers", H5P_DEFAULT)) < 0)
+    rc = err_set(e, EXIT_RUNTIME, "%s: group '%slayers' missing", path, gp);
   H5G_info_t info;
-  int rc = H5Gget_info(lg, &info) < 0 ? -1 : 0;
-  tr->n_layers = rc == 0 ? (int)info.nlinks : 0;
-  tr->layers = calloc((size_t)(tr->n_layers ? tr->n_layers : 1), sizeof(model_layer_capture));
-  tr->sliding_window = calloc((size_t)(tr->n_layers ? tr->n_layers : 1), sizeof(int));
-  if (rc != 0 || !tr->layers || !tr->sliding_window) {
-    H5Gclose(lg);
-    return err_set(e, EXIT_RUNTIME, "%s: cannot list '%slayers'", path, gp);
+  if (rc == 0 && H5Gget_info(lg, &info) < 0)
+    rc = err_set(e, EXIT_RUNTIME, "%s: cannot list '%slayers'", path, gp);
+  if (rc == 0 && (info.nlinks < 1 || info.nlinks > 100000))
+    rc = err_set(e, EXIT_RUNTIME, "%s: '%slayers' holds %llu layers", path, gp, (unsigned long long)info.nlinks);
+  if (rc == 0) L = (int)info.nlinks;
+  /* pass 1: every layer's shapes vote; pass 2: every shape is checked against the agreed widths */
+  for (int pass = 0; rc == 0 && pass < 2; pass++) {
+    if (pass == 1) {
+      const char *top[4][3] = {{"input_ids", "T", idgp}, {"logits", "TV", gp}, {"embedding_out", "TD", gp},
+                               {"final_norm_out", "TD", gp}};
+      for (int i = 0; rc == 0 && i < 4; i++)
+        rc = check_ds(sv, i ? g : idloc, top[i][2], top[i][0], top[i][1], e);
+    }
+    for (int l = 0; rc == 0 && l < L; l++) {
+      char name[32], lp[320];
+      snprintf(name, sizeof name, "%d", l);
+      snprintf(lp, sizeof lp, "%slayers/%d/", gp, l);
+      hid_t lgr = H5Lexists(lg, name, H5P_DEFAULT) > 0 ? H5Gopen2(lg, name, H5P_DEFAULT) : -1;
+      if (lgr < 0) {
+        rc = err_set(e, EXIT_RUNTIME, "%s: group '%s' missing (layers must be 0..%d)", path, lp, L - 1);
+        break;
+      }
+      for (int i = 0; rc == 0 && i < N_LAYER_SETS; i++)
+        rc = pass == 0 ? survey_ds(sv, lgr, lp, layer_sets[i].name, layer_sets[i].shape, layer_sets[i].debug, e)
+                       : check_ds(sv, lgr, lp, layer_sets[i].name, layer_sets[i].shape, e);
+      H5Gclose(lgr);
+    }
   }
-  /* the first layer fixes E, K, QKV, HD, I (and D if no embedding_out); every other dataset,
-   * in every layer, must then have exactly the shape those widths give */
-  for (int l = 0; rc == 0 && l < tr->n_layers; l++) {
+  if (rc == 0) {
+    tr->T = (int)agreed(sv, 'T');
+    tr->V = (int)agreed(sv, 'V');
+    tr->D = (int)agreed(sv, 'D');
+    tr->E = (int)agreed(sv, 'E');
+    tr->K = (int)agreed(sv, 'K');
+    tr->QKV = (int)agreed(sv, 'Q');
+    tr->HD = (int)agreed(sv, 'H');
+    tr->I = (int)agreed(sv, 'I');
+    tr->n_layers = L;
+    tr->layers = calloc((size_t)L, sizeof(model_layer_capture));
+    tr->sliding_window = calloc((size_t)L, sizeof(int));
+    if (!tr->layers || !tr->sliding_window) rc = err_set(e, EXIT_RUNTIME, "out of memory");
+  }
+  /* the data */
+  void *p;
+  const size_t T = (size_t)tr->T, D = (size_t)tr->D;
+  if (rc == 0 && (rc = read_ds(idloc, path, idgp, "input_ids", 1, T, &p, e)) == 0) tr->input_ids = p;
+  if (rc == 0 && (rc = read_ds(g, path, gp, "logits", 0, T * (size_t)tr->V, &p, e)) == 0) tr->logits = p;
+  if (rc == 0 && (rc = read_ds(g, path, gp, "embedding_out", 0, T * D, &p, e)) == 0) tr->embedding_out = p;
+  if (rc == 0 && (rc = read_ds(g, path, gp, "final_norm_out", 0, T * D, &p, e)) == 0) tr->final_norm_out = p;
+  for (int l = 0; rc == 0 && l < L; l++) {
     char name[32], lp[320];
     snprintf(name, sizeof name, "%d", l);
     snprintf(lp, sizeof lp, "%slayers/%d/", gp, l);
     hid_t lgr = H5Gopen2(lg, name, H5P_DEFAULT);
     if (lgr < 0) {
-      rc = err_set(e, EXIT_RUNTIME, "%s: group '%s' missing (layers must be 0..%d)", path, lp,
-                   tr->n_layers - 1);
+      rc = err_set(e, EXIT_RUNTIME, "%s: cannot open group '%s'", path, lp);
       break;
     }
     if (H5Aexists(lgr, "sliding_window") > 0) {
       hid_t a = H5Aopen(lgr, "sliding_window", H5P_DEFAULT);
       long long v = 0;
-      if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &v) < 0)
-        rc = err_set(e, EXIT_RUNTIME, "%s: cannot read attribute '%s' sliding_window", path, lp);
+      if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &v) < 0 || v < 0 || v > INT32_MAX)
+        rc = err_set(e, EXIT_RUNTIME, "%s: bad attribute '%s' sliding_window", path, lp);
       if (a >= 0) H5Aclose(a);
       tr->sliding_window[l] = (int)v;
     }
     for (int i = 0; rc == 0 && i < N_LAYER_SETS; i++) {
       hsize_t dims[3];
       const int rank = layer_shape(tr, i, dims);
-      const char *n = layer_sets[i].name;
-      /* a width still unknown (0) in dims is learnt from this dataset */
-      rc = read_ds(lgr, path, lp, n, layer_sets[i].is_int, rank, dims, layer_sets[i].debug,
+      rc = read_ds(lgr, path, lp, layer_sets[i].name, layer_sets[i].is_int, dims_count(rank, dims),
                    member(&tr->layers[l], i), e);
-      if (rc != 0 || !*member(&tr->layers[l], i)) continue;
-      int *w = width_of(tr, layer_sets[i].defines);
-      const hsize_t got = !strcmp(n, "mlp1_out") ? dims[2] / 2 : rank == 3 ? dims[2] : dims[1];
-      if (w && *w == 0) {
-        if (got < 1 || got > INT32_MAX / 4 || (!strcmp(n, "mlp1_out") && dims[2] % 2))
-          rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has an unusable width %llu", path,
-                       lp, n, (unsigned long long)(rank == 3 ? dims[2] : dims[1]));
-        else
-          *w = (int)got;
-      }
-      for (int j = 1; rc == 0 && j < rank; j++)
-        if (dims[j] == 0)
-          rc = err_set(e, EXIT_RUNTIME, "%s: dataset '%s%s' has an empty dimension", path, lp, n);
     }
     H5Gclose(lgr);
   }
-  H5Gclose(lg);
+  if (lg >= 0) H5Gclose(lg);
+  free(sv);
   return rc;
 }
 
 int trace_read(const char *path, const char *group, trace *tr, err *e) {
   memset(tr, 0, sizeof *tr);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  if (access(path, R_OK) != 0) return err_errno(e, errno, "%s: cannot read trace file", path);
+  /* a FIFO or a device would make HDF5 block or read forever */
+  int fd = fs_open_regular(path, "trace file", e);
+  if (fd < 0) return -1;
+  close(fd);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) return err_set(e, EXIT_RUNTIME, "%s: not an HDF5 file", path);
   hid_t g = H5Gopen2(f, group, H5P_DEFAULT);

@@ -11,9 +11,9 @@
  * T = every processed position (prompt, then generated tokens). Group attributes: tool,
  * version, precision, n_ranks, checkpoint, and every config key (spec section 1 names).
  *
- * trace_write writes the group at the root of a new file atomically (temporary name in the
- * target directory, fsync, rename, fsync of the directory): a failed write leaves no file under
- * the target name. trace_read loads a group from any file (`input_ids` falls back to the file
+ * trace_write writes the group at the root of a new file through the commit path of
+ * shards/atomic.h (built in memory, staged next to the target, fsync, rename, fsync of the
+ * directory): a failed write leaves no file under the target name. trace_read loads a group from any file (`input_ids` falls back to the file
  * root, where the golden keeps it; debug tensors are optional and NULL when absent).
  * HDF5 failures become err messages naming the file and the dataset; HDF5's own error stack
  * printing is switched off. Local (no MPI). */
@@ -22,6 +22,7 @@
 
 #include <stdint.h>
 
+#include "atomic.h"
 #include "config.h"
 #include "err.h"
 #include "model.h"
@@ -54,6 +55,10 @@ void trace_capture(trace *tr, model_capture *cap);
 
 /* Write tr as the root group of a new HDF5 file at path, atomically. */
 int trace_write(const trace *tr, const trace_meta *meta, const char *path, err *e);
+/* The same, staged and sealed but not published (shards/atomic.h): the caller publishes *staged
+ * once every rank agreed, or aborts it. */
+int trace_stage(const trace *tr, const trace_meta *meta, const char *path, atomic_out **staged,
+                err *e);
 /* Read the trace in `group` ("/" or e.g. "/fp32") of an HDF5 file. Caller owns *tr. */
 int trace_read(const char *path, const char *group, trace *tr, err *e);
 

@@ -6,12 +6,13 @@ set -euo pipefail
 out=$1; secs=$2
 mkdir -p "$out"
 CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ishards"
-SRC="shards/err.c shards/st.c shards/config.c shards/quote.c"
+# the library sources: the one list that tests/fuzz/CMakeLists.txt reads too
+SRC=$(grep -v '^#' tests/fuzz/sources.txt | tr '\n' ' ')
 status=0
 for f in tests/fuzz/fuzz_*.c; do
   name=$(basename "$f" .c)
   bin="$out/$name"
-  if [ ! -x "$bin" ] || [ -n "$(find "$f" shards -newer "$bin" -name '*.[ch]' | head -1)" ]; then
+  if [ ! -x "$bin" ] || [ -n "$(find "$f" shards tests/fuzz/sources.txt -newer "$bin" \( -name '*.[ch]' -o -name sources.txt \) | head -1)" ]; then
     clang $CFLAGS -o "$bin" "$f" $SRC $(pkg-config --cflags --libs libcjson) -lm
   fi
   corpus="$out/corpus-$name"

@@ -1,6 +1,7 @@
 /* Checkpoint directory -> validated tensor catalog (ckpt.h). */
 #define _GNU_SOURCE
 #include "ckpt.h"
+#include "atomic.h"
 #include "quote.h"
 
 #include <dirent.h>
@@ -70,7 +71,15 @@ static int list_safetensors(const char *dir, char ***out, size_t *n_out, err *e)
   while ((de = readdir(d))) {
     if (!ends_with(de->d_name, ".safetensors")) continue;
     char *p = path_join(dir, de->d_name);
-    if (!p || (n == cap && !(list = realloc(list, (cap = cap ? 2 * cap : 8) * sizeof *list)))) {
+    if (p && n == cap) {
+      const size_t nc = cap ? 2 * cap : 8;
+      char **nl = realloc(list, nc * sizeof *list);
+      if (nl) {
+        list = nl;
+        cap = nc;
+      }
+    }
+    if (!p || n == cap) { /* the list stays valid on a failed realloc */
       free(p);
       rc = err_set(e, EXIT_RUNTIME, "%s: out of memory listing the directory", dir);
       break;
@@ -148,29 +157,17 @@ static void shape_reason(const gpt_config *c, ckpt_layout lay, ckpt_role r, char
 }
 
 static int read_config(ckpt *c, err *e) {
-  FILE *f = fopen(c->config_path, "rb");
-  if (!f) {
-    if (errno == ENOENT)
-      return err_set(e, EXIT_RUNTIME, "%s: missing (a checkpoint directory needs config.json "
-                     "next to its safetensors files)", c->config_path);
-    return err_errno(e, errno, "%s: cannot open", c->config_path);
-  }
-  /* config.json is a few hundred bytes; anything beyond 1 MiB is not a config. */
-  enum { MAX = 1 << 20 };
-  char *buf = malloc(MAX + 1);
-  size_t n = buf ? fread(buf, 1, MAX + 1, f) : 0;
-  int rd_err = ferror(f);
-  fclose(f);
-  int rc;
-  if (!buf) rc = err_set(e, EXIT_RUNTIME, "%s: out of memory", c->config_path);
-  else if (rd_err) rc = err_set(e, EXIT_RUNTIME, "%s: read error", c->config_path);
-  else if (n > MAX) rc = err_set(e, EXIT_RUNTIME, "%s: larger than 1 MiB, not a config.json",
-                                 c->config_path);
-  else {
-    buf[n] = '\0';
-    rc = config_parse(c->config_path, buf, n, c->layout, &c->cfg, c->defaulted,
-                      sizeof c->defaulted, e);
-  }
+  /* config.json is a few hundred bytes; anything beyond 1 MiB is not a config. A FIFO or a
+   * device in its place is refused without blocking on it. */
+  struct stat sb;
+  if (stat(c->config_path, &sb) != 0 && errno == ENOENT)
+    return err_set(e, EXIT_RUNTIME, "%s: missing (a checkpoint directory needs config.json "
+                   "next to its safetensors files)", c->config_path);
+  char *buf;
+  size_t n;
+  if (fs_read_file(c->config_path, "config.json", 1u << 20, &buf, &n, e) != 0) return -1;
+  int rc = config_parse(c->config_path, buf, n, c->layout, &c->cfg, c->defaulted,
+                        sizeof c->defaulted, e);
   free(buf);
   return rc;
 }
@@ -263,6 +260,33 @@ static int bind_tensor(ckpt *c, entry *ents, size_t n, int layer, ckpt_role role
   return 0;
 }
 
+/* The layer of a tensor name in either layout, or -1. */
+static long name_layer(const char *n) {
+  const char *p = !strncmp(n, "block.", 6) ? n + 6 : !strncmp(n, "model.layers.", 13) ? n + 13 : NULL;
+  if (!p || *p < '0' || *p > '9') return -1;
+  char *end;
+  long v = strtol(p, &end, 10);
+  return *end == '.' && v >= 0 && v < (1L << 30) ? v : -1;
+}
+
+static int check_layer_count(const ckpt *c, entry *ents, size_t n, err *e) {
+  const int L = c->cfg.n_layers;
+  char name[3][96];
+  if (c->layout == LAYOUT_HF) ckpt_role_hf_names(L - 1, CK_ATTN_NORM, name);
+  else ckpt_role_name(L - 1, CK_ATTN_NORM, name[0], sizeof name[0]);
+  if (find_entry(ents, n, name[0])) return 0;
+  long top = -1;
+  for (size_t i = 0; i < n; i++) {
+    long l = name_layer(ents[i].name);
+    if (l > top) top = l;
+  }
+  if (top < 0)
+    return err_set(e, EXIT_RUNTIME, "%s: num_hidden_layers = %d, but the safetensors files hold "
+                   "no layer tensors at all (missing tensor '%s')", c->config_path, L, name[0]);
+  return err_set(e, EXIT_RUNTIME, "%s: num_hidden_layers = %d, but the safetensors files hold "
+                 "layers 0-%ld only (missing tensor '%s')", c->config_path, L, top, name[0]);
+}
+
 static int build_catalog(ckpt *c, err *e) {
   size_t n = 0;
   for (size_t f = 0; f < c->n_files; f++) n += st_file_n_tensors(c->files[f]);
@@ -290,6 +314,9 @@ static int build_catalog(ckpt *c, err *e) {
       goto out;
     }
   const int L = c->cfg.n_layers;
+  /* every layer needs its tensors: a num_hidden_layers beyond what the files hold is reported as
+   * such before anything is allocated for the catalog */
+  if (check_layer_count(c, ents, n, e) != 0) goto out;
   size_t n_log = (size_t)CK_FIRST_LAYER_ROLE + (size_t)L * CK_N_LAYER_ROLES;
   c->tensors = calloc(n_log, sizeof *c->tensors);
   if (!c->tensors) {
@@ -392,6 +419,12 @@ const char *ckpt_config_path(const ckpt *c) { return c->config_path; }
 const char *ckpt_defaulted_keys(const ckpt *c) { return c->defaulted; }
 size_t ckpt_n_files(const ckpt *c) { return c->n_files; }
 const st_file *ckpt_file(const ckpt *c, size_t i) { return i < c->n_files ? c->files[i] : NULL; }
+
+int ckpt_unchanged(const ckpt *c, err *e) {
+  for (size_t i = 0; i < c->n_files; i++)
+    if (st_file_unchanged(c->files[i], e) != 0) return -1;
+  return 0;
+}
 size_t ckpt_n_tensors(const ckpt *c) { return c->n_tensors; }
 const ckpt_tensor *ckpt_tensor_at(const ckpt *c, size_t i) {
   return i < c->n_tensors ? &c->tensors[i] : NULL;

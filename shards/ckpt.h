@@ -85,6 +85,9 @@ const char *ckpt_config_path(const ckpt *c);
 const char *ckpt_defaulted_keys(const ckpt *c);
 size_t ckpt_n_files(const ckpt *c);
 const st_file *ckpt_file(const ckpt *c, size_t i);
+/* 0 if every file is still the one opened (st_file_unchanged), else that error. Call it after
+ * the reads a result depends on. */
+int ckpt_unchanged(const ckpt *c, err *e);
 
 /* Lookup by layer and role (layer ignored for global roles). Never NULL after a successful
  * ckpt_open for 0 <= layer < n_layers. */

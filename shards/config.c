@@ -107,8 +107,10 @@ static int parse_original(const char *path, const cJSON *root, gpt_config *out, 
           return err_set(e, EXIT_RUNTIME, "%s: key '%s' is Hugging Face spelling; the "
                          "original layout needs the 16 keys of the original config.json",
                          path, it->string);
-      return err_set(e, EXIT_RUNTIME, "%s: unknown key '%.100s' (the original config.json has "
-                     "exactly 16 keys, as the official loader requires)", path, it->string);
+      char qk[128];
+      return err_set(e, EXIT_RUNTIME, "%s: unknown key '%s' (the original config.json has "
+                     "exactly 16 keys, as the official loader requires)", path,
+                     quote_name(it->string, qk, sizeof qk));
     }
     if (seen[k]++)
       return err_set(e, EXIT_RUNTIME, "%s: key '%s' given twice", path, it->string);
@@ -128,12 +130,13 @@ static int check_layer_types(const char *path, const cJSON *lt, int n_layers, er
   int i = 0;
   for (const cJSON *v = lt->child; v; v = v->next, i++) {
     const char *want = i % 2 == 0 ? "sliding_attention" : "full_attention";
+    char qv[128];
     if (!cJSON_IsString(v) || strcmp(v->valuestring, want) != 0)
-      return err_set(e, EXIT_RUNTIME, "%s: layer_types[%d] is %s%.60s%s, expected \"%s\" (GPT-OSS "
+      return err_set(e, EXIT_RUNTIME, "%s: layer_types[%d] is %s%s%s, expected \"%s\" (GPT-OSS "
                      "alternates sliding (even layers) and full attention (odd layers))", path,
                      i, cJSON_IsString(v) ? "\"" : quote_json_kind(v),
-                     cJSON_IsString(v) ? v->valuestring : "", cJSON_IsString(v) ? "\"" : "",
-                     want);
+                     cJSON_IsString(v) ? quote_name(v->valuestring, qv, sizeof qv) : "",
+                     cJSON_IsString(v) ? "\"" : "", want);
   }
   return 0;
 }
@@ -145,10 +148,12 @@ static int parse_hf(const char *path, const cJSON *root, gpt_config *out, int *s
                    quote_json_kind(rs));
   if (rs) {
     const cJSON *rt = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    char qv[128];
     if (rt && !(cJSON_IsString(rt) && strcmp(rt->valuestring, "yarn") == 0))
-      return err_set(e, EXIT_RUNTIME, "%s: rope_scaling.rope_type is %s%.60s%s, expected "
+      return err_set(e, EXIT_RUNTIME, "%s: rope_scaling.rope_type is %s%s%s, expected "
                      "\"yarn\"", path, cJSON_IsString(rt) ? "\"" : quote_json_kind(rt),
-                     cJSON_IsString(rt) ? rt->valuestring : "", cJSON_IsString(rt) ? "\"" : "");
+                     cJSON_IsString(rt) ? quote_name(rt->valuestring, qv, sizeof qv) : "",
+                     cJSON_IsString(rt) ? "\"" : "");
   }
   for (int k = 0; k < CONFIG_N_KEYS; k++) {
     const char *name = keys[k].hf;
@@ -178,6 +183,12 @@ int config_parse(const char *path, const char *text, size_t len, ckpt_layout lay
   gpt_config c;
   config_defaults(&c);
   const char *end = NULL;
+  size_t at;
+  const int bad = quote_json_scan(text, len, &at);
+  if (bad)
+    return err_set(e, EXIT_RUNTIME, "%s: a string with %s at byte %zu (keys must not contain NUL "
+                   "or control characters)", path,
+                   bad == 1 ? "an embedded NUL (\\u0000)" : "a raw control character", at);
   cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
   if (!root) {
     const char *at = cJSON_GetErrorPtr();

@@ -6,6 +6,7 @@
 int err_vset(err *e, int code, const char *fmt, va_list ap) {
   if (!e || e->code != 0) return -1;  /* first error wins */
   e->code = code ? code : EXIT_RUNTIME;
+  e->agreed = 0;
   vsnprintf(e->msg, sizeof e->msg, fmt, ap);
   return -1;
 }
@@ -30,5 +31,6 @@ int err_errno(err *e, int errnum, const char *fmt, ...) {
 
 void err_clear(err *e) {
   e->code = 0;
+  e->agreed = 0;
   e->msg[0] = '\0';
 }

@@ -15,6 +15,7 @@ enum { EXIT_OK_ = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_PARITY = 3 };
 
 typedef struct {
   int code;       /* 0 = no error; otherwise the exit code it maps to (1, 2 or 3) */
+  int agreed;     /* 1 once dist_agree made it the job's verdict (msg carries "rank r: ") */
   char msg[512];  /* one line, no trailing newline */
 } err;
 

@@ -29,3 +29,27 @@ const char *quote_json_kind(const cJSON *v) {
   if (cJSON_IsObject(v)) return "an object";
   return "invalid";
 }
+
+int quote_json_scan(const char *text, size_t len, size_t *at) {
+  int in_str = 0;
+  for (size_t i = 0; i < len; i++) {
+    const unsigned char c = (unsigned char)text[i];
+    if (!in_str) {
+      if (c == '"') in_str = 1;
+      continue;
+    }
+    if (c == '"') {
+      in_str = 0;
+    } else if (c < 0x20) {
+      *at = i;
+      return 2;
+    } else if (c == '\\' && i + 1 < len) {
+      if (text[i + 1] == 'u' && i + 5 < len && !memcmp(text + i + 2, "0000", 4)) {
+        *at = i;
+        return 1;
+      }
+      i++; /* the escaped character (a quote or a backslash) does not end or start anything */
+    }
+  }
+  return 0;
+}

@@ -1,6 +1,7 @@
 /* safetensors reading: header validation (overflow-checked) and a read-only mapping (st.h). */
 #define _GNU_SOURCE
 #include "st.h"
+#include "guard.h"
 #include "quote.h"
 
 #include <cjson/cJSON.h>
@@ -23,6 +24,11 @@ struct st_file {
   size_t *by_name;              /* indices sorted by name, for st_file_find */
   void *map;                    /* whole file, or NULL (header-only parse or empty data) */
   size_t map_len;
+  /* identity at open, to tell that the file changed while it was read (st_file_unchanged) */
+  int have_stat;
+  dev_t dev;
+  ino_t ino;
+  struct timespec mtime;
 };
 
 static const char *const dtype_names[ST_N_DTYPES] = {
@@ -182,6 +188,12 @@ static int check_metadata(const char *path, const cJSON *m, err *e) {
 static int parse_json(st_file *f, const char *json, size_t len, err *e) {
   const char *path = f->path;
   const char *end = NULL;
+  size_t at;
+  const int bad = quote_json_scan(json, len, &at);
+  if (bad)
+    return err_set(e, EXIT_RUNTIME, "%s: header has a string with %s at byte %zu (names must "
+                   "not contain NUL or control characters)", path,
+                   bad == 1 ? "an embedded NUL (\\u0000)" : "a raw control character", at);
   cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
   if (!root) {
     const char *at = cJSON_GetErrorPtr();
@@ -398,17 +410,40 @@ int st_file_open(const char *path, st_file **out, err *e) {
     }
     f->map = m;
     f->map_len = (size_t)size;
+    guard_add_mapping(m, (size_t)size, f->path); /* a SIGBUS in it names the file */
     for (size_t i = 0; i < f->n_tensors; i++)
       f->tensors[i].data = (const uint8_t *)m + f->tensors[i].file_offset;
   }
   close(fd);   /* the mapping keeps the file */
+  f->have_stat = 1;
+  f->dev = sb.st_dev;
+  f->ino = sb.st_ino;
+  f->mtime = sb.st_mtim;
   *out = f;
+  return 0;
+}
+
+int st_file_unchanged(const st_file *f, err *e) {
+  if (!f->have_stat) return 0;
+  struct stat sb;
+  if (stat(f->path, &sb) != 0)
+    return err_errno(e, errno, "%s: the checkpoint file changed while it was being read (it is "
+                     "gone now)", f->path);
+  if (sb.st_dev != f->dev || sb.st_ino != f->ino || (uint64_t)sb.st_size != f->file_size ||
+      sb.st_mtim.tv_sec != f->mtime.tv_sec || sb.st_mtim.tv_nsec != f->mtime.tv_nsec)
+    return err_set(e, EXIT_RUNTIME, "%s: the checkpoint file changed while it was being read "
+                   "(%llu bytes when opened, %llu now%s); nothing computed from it is kept",
+                   f->path, (unsigned long long)f->file_size, (unsigned long long)sb.st_size,
+                   sb.st_ino != f->ino ? ", replaced by another file" : ", modified");
   return 0;
 }
 
 void st_file_close(st_file *f) {
   if (!f) return;
-  if (f->map) munmap(f->map, f->map_len);
+  if (f->map) {
+    guard_drop_mapping(f->map);
+    munmap(f->map, f->map_len);
+  }
   for (size_t i = 0; i < f->n_tensors; i++) free((char *)f->tensors[i].name);
   free(f->tensors);
   free(f->by_name);

@@ -59,6 +59,10 @@ int st_file_open(const char *path, st_file **out, err *e);
 int st_header_parse(const char *path, const uint8_t *buf, size_t buf_len, uint64_t file_size,
                     st_file **out, err *e);
 void st_file_close(st_file *f);
+/* 0 if the file is still the one opened (same inode, size and modification time), else an error
+ * saying that the checkpoint file changed while it was read. Files that were parsed from memory
+ * always pass. A truncation under a mapping is also caught at the faulting read (guard.h). */
+int st_file_unchanged(const st_file *f, err *e);
 
 const char *st_file_path(const st_file *f);
 uint64_t st_file_size(const st_file *f);

@@ -3,7 +3,6 @@
 #include "synth.h"
 #include "strbuf.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "outpath.h"
 #include "ckpt.h"
 #include "st.h"
 
@@ -504,76 +504,24 @@ static int write_json_files(const synth_plan *p, const char *dir, err *e) {
   return rc;
 }
 
-/* 0 if out_dir can be the target: absent, or an empty directory. */
-static int check_target(const char *out_dir, err *e) {
-  struct stat st;
-  if (stat(out_dir, &st) != 0) {
-    if (errno == ENOENT) return 0;
-    return err_errno(e, errno, "%s: cannot stat output directory", out_dir);
-  }
-  if (!S_ISDIR(st.st_mode))
-    return err_set(e, EXIT_RUNTIME, "%s: exists and is not a directory; refusing to overwrite it", out_dir);
-  DIR *d = opendir(out_dir);
-  if (!d) return err_errno(e, errno, "%s: cannot read output directory", out_dir);
-  struct dirent *de;
-  int empty = 1;
-  while ((de = readdir(d)) != NULL)
-    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) { empty = 0; break; }
-  closedir(d);
-  if (!empty)
-    return err_set(e, EXIT_RUNTIME, "%s: output directory exists and is not empty; refusing to overwrite it", out_dir);
-  return 0;
-}
-
-static void remove_tmp(const char *tmp, const synth_plan *p) {
-  char path[PATH_BUF];
-  static const char *const extra[] = {"config.json", "dtypes.json", "model.safetensors.index.json"};
-  for (int f = 0; f < p->n_files; f++) {
-    snprintf(path, sizeof path, "%s/%s", tmp, p->fname[f]);
-    unlink(path);
-  }
-  for (int k = 0; k < 3; k++) {
-    snprintf(path, sizeof path, "%s/%s", tmp, extra[k]);
-    unlink(path);
-  }
-  rmdir(tmp);
-}
-
-int synth_write(const char *out_dir_in, const synth_opts *o, err *e) {
-  char out_dir[4000], tmp[4096], parent[4096];
-  size_t len = strlen(out_dir_in);
-  while (len > 1 && out_dir_in[len - 1] == '/') len--;
-  if (len == 0 || len >= sizeof out_dir) return err_set(e, EXIT_USAGE, "synth: bad output directory name");
-  memcpy(out_dir, out_dir_in, len);
-  out_dir[len] = '\0';
-  if (check_target(out_dir, e) != 0) return -1;
-
+int synth_write(const char *out_dir, const synth_opts *o, err *e) {
+  const outpath target = {out_dir, "synth: OUT_DIR", OUTPATH_DIR};
+  if (outpath_check(&target, 1, NULL, 0, e) != 0) return -1;
   synth_plan p;
   if (synth_layout_make(o, &p, e) != 0) return -1;
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out_dir, (long)getpid());
-  if (mkdir(tmp, 0755) != 0) {
-    err_errno(e, errno, "%s: cannot create temporary directory", tmp);
+  atomic_out *out;
+  if (atomic_stage_dir(out_dir, 0, &out, e) != 0) {
     plan_free(&p);
     return -1;
   }
+  const char *tmp = atomic_path(out);
   synth_writer w = {o, 0, p.total, aligned_alloc(4096, CHUNK_BYTES) /* page-aligned: the kernel copies it much faster */, malloc(65536 * sizeof(uint16_t))};
   int rc = 0;
   if (!w.buf || !w.lut) rc = err_set(e, EXIT_RUNTIME, "synth: out of memory");
   if (rc == 0) rc = write_json_files(&p, tmp, e);
   for (int f = 0; rc == 0 && f < p.n_files; f++) rc = write_shard(&w, &p, f, tmp, e);
-  if (rc == 0) rc = fs_fsync_dir(tmp, e);
-  if (rc == 0 && rename(tmp, out_dir) != 0)
-    rc = err_errno(e, errno, "%s: cannot rename %s to it", out_dir, tmp);
-  if (rc == 0) {
-    snprintf(parent, sizeof parent, "%s", out_dir);
-    char *slash = strrchr(parent, '/');
-    if (!slash) snprintf(parent, sizeof parent, ".");
-    else if (slash == parent) parent[1] = '\0';
-    else *slash = '\0';
-    rc = fs_fsync_dir(parent, e);
-  } else {
-    remove_tmp(tmp, &p);
-  }
+  if (rc == 0) rc = atomic_publish(out, e); /* every file was synced as it was closed */
+  else atomic_abort(out);
   free(w.buf);
   free(w.lut);
   plan_free(&p);

@@ -17,9 +17,11 @@
  * so a forward pass stays numerically sane and routing spreads over all experts.
  *
  * Output is streamed (header first, then data in bounded chunks with write(2); memory use does
- * not depend on the model size) into OUT.tmp.<pid> next to OUT; every file and the directory
- * are fsync'd and the directory is renamed to OUT only at the end, so a killed synth leaves no
- * OUT. An existing non-empty OUT is refused. Local (no MPI). */
+ * not depend on the model size) into the staged directory .OUT.tmp.<pid> next to OUT
+ * (shards/atomic.h); every file and the directory are fsync'd and the directory is renamed to
+ * OUT only at the end, so a killed synth leaves no OUT, and a stopped one (SIGTERM, SIGINT,
+ * SIGHUP; guard.h) leaves nothing. OUT must be absent or an empty directory a rename can replace
+ * (shards/outpath.h). Local (no MPI). */
 #ifndef GPTOSS_SYNTH_H
 #define GPTOSS_SYNTH_H
 

@@ -390,8 +390,8 @@ def progress():
     text = [tag.sub("", l) for l in lines]
     for banner in ("== open", "== plan", "== load", "== prefill", "== decode", "== summary"):
         check(f"banner '{banner}' exactly once", sum(t.startswith(banner) for t in text) == 1)
-    pre = [t for t in text if re.fullmatch(r"prefill: \d+/12 layers, [\d.]+ layers/s, \d+ s left", t)]
-    dec = [t for t in text if re.fullmatch(r"decode: \d+/39 tokens, [\d.]+ tok/s, \d+ s left", t)]
+    pre = [t for t in text if re.fullmatch(r"prefill: \d+ of 12 layers \(\d+ %\), [\d.]+ layers/s, \d+ s left", t)]
+    dec = [t for t in text if re.fullmatch(r"decode: \d+ of 39 tokens \(\d+ %\), [\d.]+ tokens/s, \d+ s left", t)]
     check("prefill progress lines (layers done, rate, time left)", len(pre) >= 1, "\n".join(text))
     check("decode progress lines (tokens done, rate, time left)", len(dec) >= 5, "\n".join(text))
     check("summary: time per phase, bytes read, bytes sent",

@@ -128,8 +128,26 @@ killed)
   kill -KILL "$pid" 2>/dev/null || fail "synth finished before it could be killed"
   wait "$pid" 2>/dev/null || true
   [ ! -e "$out" ] || fail "a killed synth left $out"
-  ls -d "$out".tmp.* >/dev/null 2>&1 || fail "no temporary directory: was synth killed while writing?"
-  rm -rf "$out".tmp.*
+  ls -d "$WORK"/.killed.tmp.* >/dev/null 2>&1 || fail "no temporary directory: was synth killed while writing?"
+  rm -rf "$WORK"/.killed.tmp.*
+  # SIGTERM, SIGINT, SIGHUP: synth stops within seconds, says so, and leaves nothing at all
+  for sig in TERM INT HUP; do
+    "$BIN" synth "$out" --preset 20b --layers 1 2>"$WORK/stop.err" &
+    pid=$!
+    sleep 0.5
+    t0=$(date +%s)
+    kill -"$sig" "$pid" 2>/dev/null || fail "synth finished before SIG$sig"
+    set +e
+    wait "$pid"
+    rc=$?
+    set -e
+    t1=$(date +%s)
+    [ $((t1 - t0)) -le 5 ] || fail "SIG$sig: synth took $((t1 - t0)) s to stop"
+    [ "$rc" -gt 128 ] || fail "SIG$sig: exit $rc, expected death by the signal"
+    grep -q "stopped by SIG$sig (partial output removed)" "$WORK/stop.err" || { cat "$WORK/stop.err"; fail "SIG$sig: no stop message"; }
+    left=$(ls -A "$WORK" | grep -v -e '^stop.err$' -e '^out$' -e '^err$' || true)
+    [ -z "$left" ] || fail "SIG$sig left: $left"
+  done
   ;;
 *)
   fail "unknown mode $mode"
