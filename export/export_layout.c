@@ -1,4 +1,5 @@
 #define _GNU_SOURCE /* copy_file_range */
+#include "guard.h"
 #include "export_layout.h"
 
 #include <errno.h>
@@ -377,7 +378,7 @@ static void lut_fill(exl_source src, float *out) {
   }
 }
 
-int export_layout_write(const export_layout *L, const ckpt *ck, size_t i, uint64_t b0,
+static int export_layout_write_unguarded(const export_layout *L, const ckpt *ck, size_t i, uint64_t b0,
                         uint64_t b1, int fd, const char *path, void *buf, size_t buf_bytes,
                         export_progress_fn fn, void *ctx, err *e) {
   const exl_tensor *t = &L->t[i];
@@ -449,4 +450,32 @@ int export_layout_write(const export_layout *L, const ckpt *ck, size_t i, uint64
     if (fn) fn(ctx, done);
   }
   return 0;
+}
+
+typedef struct {
+  const export_layout *L;
+  const ckpt *ck;
+  size_t i;
+  uint64_t b0, b1;
+  int fd;
+  const char *path;
+  void *buf;
+  size_t buf_bytes;
+  export_progress_fn fn;
+  void *ctx;
+  err *e;
+} export_layout_write_args;
+
+static int export_layout_write_call(void *p) {
+  export_layout_write_args *a = p;
+  return export_layout_write_unguarded(a->L, a->ck, a->i, a->b0, a->b1, a->fd, a->path, a->buf, a->buf_bytes, a->fn, a->ctx, a->e);
+}
+
+int export_layout_write(const export_layout *L, const ckpt *ck, size_t i, uint64_t b0,
+                        uint64_t b1, int fd, const char *path, void *buf, size_t buf_bytes,
+                        export_progress_fn fn, void *ctx, err *e) {
+  export_layout_write_args a = {L, ck, i, b0, b1, fd, path, buf, buf_bytes, fn, ctx, e};
+  const char *bad = NULL;
+  const int rc = guard_mapped_call(export_layout_write_call, &a, &bad);
+  return rc == -2 ? guard_bus_error(e, bad) : rc;
 }

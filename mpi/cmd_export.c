@@ -195,8 +195,15 @@ static int export_dist(dist *d, const export_args *a, err *e) {
   log_info("== open: %s (%d rank%s)", a->ckpt, d->size, d->size > 1 ? "s" : "");
   if (dist_fault(d, "open", e) == 0 && ckpt_open(a->ckpt, &ck, e) == 0 && d->rank == 0) {
     const outpath o = {a->output, "--output", OUTPATH_DIR};
-    const char *in[2] = {a->ckpt, ckpt_dir(ck)};
-    outpath_check(&o, 1, in, 2, e);
+    const size_t n_max = ckpt_n_files(ck) + 3;
+    const char **in = malloc(n_max * sizeof *in);
+    if (!in) {
+      err_set(e, EXIT_RUNTIME, "out of memory");
+    } else {
+      in[0] = a->ckpt;
+      outpath_check(&o, 1, in, 1 + (int)ckpt_input_paths(ck, in + 1, n_max - 1), e);
+      free(in);
+    }
   }
   if (dist_agree(d, e) != 0) goto out;
   gpt_config c = *ckpt_config(ck);
@@ -249,6 +256,7 @@ static int export_dist(dist *d, const export_args *a, err *e) {
            d->size > 1 ? "s" : "");
   data_progress dp = {.d = d};
   progress_begin(&dp.pr, d, 1, "data", NULL, total, a->cc.progress_s);
+  dist_pause(d, "export-data");
   if (dist_fault(d, "export-data", e) == 0 &&
       export_write_share(ck, &L, &d->plan, d->rank, staged, on_chunk, &dp, e) == 0)
     ckpt_unchanged(ck, e);

@@ -232,9 +232,17 @@ static void check_outputs(const parity_args *a, const ckpt *ck, err *e) {
   if (a->ref) split_trace_path(a->ref, ref, sizeof ref, g, sizeof g);
   if (a->cand) split_trace_path(a->cand, cand, sizeof cand, g, sizeof g);
   if (a->onnx) snprintf(data, sizeof data, "%s.data", a->onnx);
-  const char *in[] = {a->ckpt, ck ? ckpt_dir(ck) : NULL, a->job.ids_file, ref[0] ? ref : NULL,
-                      cand[0] ? cand : NULL, a->onnx, a->onnx ? data : NULL, a->ort_lib};
-  outpath_check(out, 3, in, (int)(sizeof in / sizeof in[0]), e);
+  const char *fixed[] = {a->ckpt, a->job.ids_file, ref[0] ? ref : NULL, cand[0] ? cand : NULL,
+                         a->onnx, a->onnx ? data : NULL, a->ort_lib};
+  const size_t nf = sizeof fixed / sizeof fixed[0], n_max = nf + ckpt_n_files(ck) + 2;
+  const char **in = malloc(n_max * sizeof *in);
+  if (!in) {
+    err_set(e, EXIT_RUNTIME, "out of memory");
+    return;
+  }
+  memcpy(in, fixed, sizeof fixed);
+  outpath_check(out, 3, in, (int)(nf + ckpt_input_paths(ck, in + nf, n_max - nf)), e);
+  free(in);
 }
 
 int cmd_parity(int argc, char **argv) {
@@ -290,6 +298,7 @@ int cmd_parity(int argc, char **argv) {
     }
   }
   /* candidate: every stage leader (--per-stage, agreed inside), or rank 0 */
+  dist_pause(&d, "candidate");
   if (a.per_stage && e.code == 0) {
     char parent[4096];
     const char *slash = strrchr(a.report, '/');
@@ -310,6 +319,7 @@ int cmd_parity(int argc, char **argv) {
     log_info("== compare: %d positions x %d layers", ref->T, ref->n_layers);
     compare_and_stage(&a, ref, &cand, &m, &pass, out, &e);
   }
+  dist_pause(&d, "report-staged");
   if (e.code == 0 || !e.agreed) dist_agree(&d, &e);
   if (e.code == 0 && d.rank == 0) {
     if (atomic_publish_all(out, 3, &e) == 0)

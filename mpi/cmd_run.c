@@ -84,6 +84,7 @@ static int write_trace(dist *d, const run_args *a, fwd_job *j, err *e) {
     log_info("trace: writing %s", a->trace_path);
     trace_stage(&j->tr, &meta, a->trace_path, &staged, e);
   }
+  dist_pause(d, "trace-staged");
   int rc = dist_agree(d, e);
   if (rc == 0) {
     if (d->rank == 0) atomic_publish(staged, e);

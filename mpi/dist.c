@@ -1,6 +1,8 @@
 #include "dist.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,7 @@ int dist_setup(dist *d, const gpt_config *c, int n_stages, int max_tokens, int m
 }
 
 void dist_finalize(dist *d) {
+  guard_finishing(); /* the verdict is out: a SIGTERM from mpirun now only cleans up */
   if (!d->initialized) return;
   if (d->stage != MPI_COMM_NULL) MPI_Comm_free(&d->stage);
   plan_free(&d->plan);
@@ -106,6 +109,23 @@ int dist_fault(const dist *d, const char *phase, err *e) {
   static int count;
   if (++count != nth) return 0;
   return err_set(e, EXIT_RUNTIME, "injected fault in phase '%s' (GPTOSS_FAULT=%s)", phase, f);
+}
+
+void dist_pause(const dist *d, const char *phase) {
+  const char *f = getenv("GPTOSS_PAUSE");
+  if (!f || !*f) return;
+  int rank = -1, used = 0;
+  char ph[32] = "";
+  if (sscanf(f, "%d:%31[a-z-]%n", &rank, ph, &used) < 2 || f[used] != ':') return;
+  if (rank != d->rank || strcmp(ph, phase) != 0) return;
+  const double secs = atof(f + used + 1);
+  /* the test waits for this line before it acts */
+  fprintf(stderr, "gptoss-mpi: test hook: rank %d paused at %s for %g s\n", d->rank, phase, secs);
+  fflush(stderr);
+  /* a stop signal ends the process from its handler, as it would end the real work */
+  struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
 }
 
 uint64_t dist_sum_u64(dist *d, uint64_t v) {

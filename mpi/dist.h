@@ -54,6 +54,11 @@ int dist_agree(dist *d, err *e);
  * phase (see above); 0 otherwise. */
 int dist_fault(const dist *d, const char *phase, err *e);
 
+/* Test hook (local): GPTOSS_PAUSE="R:PHASE:SECONDS" makes rank R sleep that long when it reaches
+ * PHASE, so that a test can kill a rank, send a signal or change a file at a known point (phases:
+ * prefill, candidate, trace-staged, report-staged, export-data). Never set in production. */
+void dist_pause(const dist *d, const char *phase);
+
 /* Sum of a per-rank counter over all ranks, delivered to every rank. */
 uint64_t dist_sum_u64(dist *d, uint64_t v);
 /* Largest per-rank value, delivered to every rank. */

@@ -96,10 +96,21 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
             "(initial_context_length x rope_scaling_factor in %s)", j->n_prompt, o->max_tokens,
             ctx, ckpt_config_path(j->ck));
   if (e->code == 0 && d->rank == 0 && o->n_outputs) {
-    const char *in[10] = {o->ckpt, ckpt_dir(j->ck), o->ids_file};
-    int n_in = 3;
-    for (int i = 0; i < o->n_inputs && n_in < 10; i++) in[n_in++] = o->inputs[i];
-    outpath_check(o->outputs, o->n_outputs, in, n_in, e);
+    /* the inputs: the checkpoint (its directories and every file: a hard link is the same
+     * file), the prompt file, and the command's own */
+    const size_t nf = ckpt_n_files(j->ck), n_max = 4 + nf + (size_t)o->n_inputs;
+    const char **in = malloc(n_max * sizeof *in);
+    if (!in) {
+      err_set(e, EXIT_RUNTIME, "out of memory");
+    } else {
+      int n_in = 0;
+      in[n_in++] = o->ckpt;
+      in[n_in++] = o->ids_file;
+      n_in += (int)ckpt_input_paths(j->ck, in + n_in, nf + 2);
+      for (int i = 0; i < o->n_inputs; i++) in[n_in++] = o->inputs[i];
+      outpath_check(o->outputs, o->n_outputs, in, n_in, e);
+      free(in);
+    }
   }
   if (dist_agree(d, e) != 0) {
     free(ids);
@@ -145,6 +156,7 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
 
   /* prefill */
   log_info("== prefill: %d tokens", j->n_prompt);
+  dist_pause(d, "prefill");
   t0 = log_now();
   progress pr;
   progress_begin(&pr, d, 0, "prefill", "layers", (uint64_t)j->n_layers, o->progress_s);

@@ -154,7 +154,7 @@ static int st_fail(const ort_runtime *rt, OrtStatus *st, err *e, const char *fmt
 /* ---- runtime ---------------------------------------------------------------------------- */
 
 /* CreateEnv in a frame of its own: ONNX Runtime 1.30 leaks one 14-byte block inside it (once
- * per process), and tests/lsan-onnxruntime.supp suppresses leaks under this function only. */
+ * per process), and tests/lsan.supp suppresses leaks under this function only. */
 __attribute__((noinline)) static OrtStatus *ort_create_env(const ort_runtime *rt, OrtEnv **env) {
   return rt->f.CreateEnv(ORT_LOG_FATAL, "gptoss-mpi", env);
 }

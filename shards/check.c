@@ -2,12 +2,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "guard.h"
 #include "ckpt.h"
 
 /* A bf16 value with all exponent bits set is an infinity or a NaN. */
 static int bf16_nonfinite(uint16_t h) { return (h & 0x7f80u) == 0x7f80u; }
 
-int ckpt_check_rows(const ckpt *c, const ckpt_tensor *t, int64_t row0, int64_t n_rows, err *e) {
+static int ckpt_check_rows_unguarded(const ckpt *c, const ckpt_tensor *t, int64_t row0, int64_t n_rows, err *e) {
   int64_t cols = 1;
   for (int i = 1; i < t->n_dims; i++) cols *= t->shape[i];
   const int64_t rows = t->n_dims > 0 ? t->shape[0] : 1;
@@ -48,4 +49,23 @@ int ckpt_check_rows(const ckpt *c, const ckpt_tensor *t, int64_t row0, int64_t n
     part_row0 += prow;
   }
   return 0;
+}
+
+typedef struct {
+  const ckpt *c;
+  const ckpt_tensor *t;
+  int64_t row0, n_rows;
+  err *e;
+} ckpt_check_rows_args;
+
+static int ckpt_check_rows_call(void *p) {
+  ckpt_check_rows_args *a = p;
+  return ckpt_check_rows_unguarded(a->c, a->t, a->row0, a->n_rows, a->e);
+}
+
+int ckpt_check_rows(const ckpt *c, const ckpt_tensor *t, int64_t row0, int64_t n_rows, err *e) {
+  ckpt_check_rows_args a = {c, t, row0, n_rows, e};
+  const char *bad = NULL;
+  const int rc = guard_mapped_call(ckpt_check_rows_call, &a, &bad);
+  return rc == -2 ? guard_bus_error(e, bad) : rc;
 }

@@ -1,5 +1,6 @@
 /* Checkpoint directory -> validated tensor catalog (ckpt.h). */
 #define _GNU_SOURCE
+#include "guard.h"
 #include "ckpt.h"
 #include "atomic.h"
 #include "quote.h"
@@ -420,6 +421,14 @@ const char *ckpt_defaulted_keys(const ckpt *c) { return c->defaulted; }
 size_t ckpt_n_files(const ckpt *c) { return c->n_files; }
 const st_file *ckpt_file(const ckpt *c, size_t i) { return i < c->n_files ? c->files[i] : NULL; }
 
+size_t ckpt_input_paths(const ckpt *c, const char **out, size_t cap) {
+  size_t n = 0;
+  if (n < cap) out[n++] = c->dir;
+  if (n < cap) out[n++] = c->config_path;
+  for (size_t i = 0; i < c->n_files && n < cap; i++) out[n++] = st_file_path(c->files[i]);
+  return n;
+}
+
 int ckpt_unchanged(const ckpt *c, err *e) {
   for (size_t i = 0; i < c->n_files; i++)
     if (st_file_unchanged(c->files[i], e) != 0) return -1;
@@ -438,7 +447,7 @@ const ckpt_tensor *ckpt_tensor_find(const ckpt *c, int layer, ckpt_role role) {
                      (role - CK_FIRST_LAYER_ROLE)];
 }
 
-int ckpt_tensor_rows_f32(const ckpt_tensor *t, int64_t row0, int64_t n_rows, float *out,
+static int ckpt_tensor_rows_f32_unguarded(const ckpt_tensor *t, int64_t row0, int64_t n_rows, float *out,
                          err *e) {
   if (t->dtype != ST_BF16)
     return err_set(e, EXIT_RUNTIME, "%s: dtype %s, expected BF16 for fp32 conversion", t->name,
@@ -469,6 +478,26 @@ int ckpt_tensor_rows_f32(const ckpt_tensor *t, int64_t row0, int64_t n_rows, flo
     base += pr;
   }
   return 0;
+}
+
+typedef struct {
+  const ckpt_tensor *t;
+  int64_t row0, n_rows;
+  float *out;
+  err *e;
+} ckpt_tensor_rows_f32_args;
+
+static int ckpt_tensor_rows_f32_call(void *p) {
+  ckpt_tensor_rows_f32_args *a = p;
+  return ckpt_tensor_rows_f32_unguarded(a->t, a->row0, a->n_rows, a->out, a->e);
+}
+
+int ckpt_tensor_rows_f32(const ckpt_tensor *t, int64_t row0, int64_t n_rows, float *out,
+                         err *e) {
+  ckpt_tensor_rows_f32_args a = {t, row0, n_rows, out, e};
+  const char *bad = NULL;
+  const int rc = guard_mapped_call(ckpt_tensor_rows_f32_call, &a, &bad);
+  return rc == -2 ? guard_bus_error(e, bad) : rc;
 }
 
 int ckpt_tensor_f32(const ckpt_tensor *t, float *out, err *e) {

@@ -85,6 +85,10 @@ const char *ckpt_config_path(const ckpt *c);
 const char *ckpt_defaulted_keys(const ckpt *c);
 size_t ckpt_n_files(const ckpt *c);
 const st_file *ckpt_file(const ckpt *c, size_t i);
+/* The paths a command reads from the checkpoint: the directory, config.json and every safetensors
+ * file (an output must be none of them: shards/outpath.h). Borrowed; writes at most cap paths and
+ * returns how many it wrote. ckpt_n_files + 2 is always enough. */
+size_t ckpt_input_paths(const ckpt *c, const char **out, size_t cap);
 /* 0 if every file is still the one opened (st_file_unchanged), else that error. Call it after
  * the reads a result depends on. */
 int ckpt_unchanged(const ckpt *c, err *e);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -24,7 +25,37 @@ static struct {
 } g_maps[GUARD_MAX_MAPPINGS];
 static volatile sig_atomic_t g_map_used[GUARD_MAX_MAPPINGS];
 static int g_rank, g_size = 1;
+
+/* The innermost guard_mapped_call of this thread (the SIGBUS handler jumps back into it). */
+typedef struct {
+  sigjmp_buf jb;
+  const char *path;
+} bus_ctx;
+static __thread bus_ctx *volatile g_bus;
+
+int guard_mapped_call(int (*fn)(void *arg), void *arg, const char **path) {
+  bus_ctx ctx, *volatile outer = g_bus;
+  ctx.path = NULL;
+  if (sigsetjmp(ctx.jb, 1) != 0) { /* the mask is restored: SIGBUS is unblocked again */
+    g_bus = outer;
+    if (path) *path = ctx.path;
+    return -2;
+  }
+  g_bus = &ctx;
+  const int rc = fn(arg);
+  g_bus = outer;
+  return rc;
+}
 static int g_installed;
+static volatile sig_atomic_t g_finishing;
+
+void guard_finishing(void) { g_finishing = 1; }
+
+int guard_bus_error(err *e, const char *path) {
+  return err_set(e, EXIT_RUNTIME, "%s: the checkpoint file changed while it was being read (part "
+                 "of its mapping is beyond its end now: truncated or replaced?)",
+                 path ? path : "a checkpoint file");
+}
 
 /* ------------------------------------------------------------------ removal */
 
@@ -91,13 +122,19 @@ void guard_drop_output(const char *path) {
     if (g_output_used[i] && strcmp(g_outputs[i], path) == 0) g_output_used[i] = 0;
 }
 
-void guard_cleanup(void) {
+/* Remove and forget every registered output; how many there were. */
+static int cleanup_count(void) {
+  int n = 0;
   for (int i = 0; i < GUARD_MAX_OUTPUTS; i++)
     if (g_output_used[i]) {
       guard_remove_tree(g_outputs[i]);
       g_output_used[i] = 0;
+      n++;
     }
+  return n;
 }
+
+void guard_cleanup(void) { cleanup_count(); }
 
 void guard_add_mapping(const void *addr, size_t len, const char *path) {
   for (int i = 0; i < GUARD_MAX_MAPPINGS; i++)
@@ -118,14 +155,25 @@ void guard_drop_mapping(const void *addr) {
 
 /* ------------------------------------------------------------------ handlers */
 
+/* The handlers' line, built in pieces and written with one write(2) (say_end), so that mpirun
+ * does not interleave it with its own messages. */
+static char g_line[1024];
+static size_t g_len;
+
 static void say(const char *s) {
-  size_t n = strlen(s);
+  for (; *s && g_len < sizeof g_line - 1; s++) g_line[g_len++] = *s;
+}
+
+static void say_end(void) {
+  const char *p = g_line;
+  size_t n = g_len;
   while (n > 0) {
-    ssize_t w = write(STDERR_FILENO, s, n);
-    if (w <= 0) return;
-    s += w;
+    ssize_t w = write(STDERR_FILENO, p, n);
+    if (w <= 0) break;
+    p += w;
     n -= (size_t)w;
   }
+  g_len = 0;
 }
 
 static void say_int(int v) {
@@ -165,11 +213,14 @@ static void die_of(int sig) {
 }
 
 static void on_stop(int sig) {
-  guard_cleanup();
-  if (g_rank == 0) {
+  /* the cleanup first: when mpirun itself is signalled it follows its SIGTERM with a SIGKILL a few
+   * milliseconds later (measured: 8 ms), and an output left behind is worse than a lost line */
+  const int n = cleanup_count();
+  if (g_rank == 0 && !g_finishing) {
     say("gptoss-mpi: stopped by ");
     say(sig_name(sig));
-    say(" (partial output removed)\n");
+    say(n ? " (partial output removed)\n" : "\n");
+    say_end();
   }
   die_of(sig);
 }
@@ -183,7 +234,12 @@ static void on_bus(int sig, siginfo_t *si, void *uc) {
         addr < (const char *)g_maps[i].addr + g_maps[i].len)
       path = g_maps[i].path;
   if (!path && addr) die_of(sig); /* not a checkpoint mapping: a real fault, keep the core */
-  guard_cleanup();
+  bus_ctx *ctx = g_bus;
+  if (ctx && path) { /* a guarded reader: it returns an error the ranks agree on */
+    ctx->path = path;
+    siglongjmp(ctx->jb, 1);
+  }
+  const int n = cleanup_count();
   say("gptoss-mpi: error: ");
   if (g_size > 1) {
     say("rank ");
@@ -192,7 +248,9 @@ static void on_bus(int sig, siginfo_t *si, void *uc) {
   }
   say(path ? path : "a checkpoint file");
   say(": the checkpoint file changed while it was being read (a mapped page is beyond its "
-      "end now: was it truncated or replaced?); partial output removed\n");
+      "end now: was it truncated or replaced?)");
+  say(n ? "; partial output removed\n" : "\n");
+  say_end();
   _exit(EXIT_RUNTIME);
 }
 

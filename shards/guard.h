@@ -18,12 +18,18 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 #define GUARD_MAX_OUTPUTS 32
 #define GUARD_MAX_MAPPINGS 256
 
 /* Install the handlers (idempotent; later calls update rank and size). rank, size: for the
  * messages (only rank 0 reports a stop; "rank r: " prefixes a fault when size > 1). */
 void guard_install(int rank, int size);
+
+/* The command has printed its verdict: a stop signal from now on (mpirun ending the other ranks
+ * of a failed job) removes what is staged but prints nothing more. */
+void guard_finishing(void);
 
 /* A staged output (file or directory tree) to remove if the process is stopped. Returns -1 if
  * the registry is full or the path too long (the caller should refuse to start the work). */
@@ -32,6 +38,15 @@ int guard_add_output(const char *path);
 void guard_drop_output(const char *path);
 /* Remove every registered output now and forget them (async-signal-safe). */
 void guard_cleanup(void);
+
+/* Run fn(arg) so that a SIGBUS on a registered checkpoint mapping inside it becomes a return
+ * value: -2 with *path = the file (borrowed), instead of the process dying. fn's own result
+ * otherwise. The readers of mapped data (ckpt, mx4, the exporter) go through it, so a file
+ * truncated under a running job is an ordinary error that the ranks agree on. Nests; per thread. */
+int guard_mapped_call(int (*fn)(void *arg), void *arg, const char **path);
+/* The error for a -2 of guard_mapped_call: "<path>: the checkpoint file changed while it was
+ * being read ...". Returns -1. */
+int guard_bus_error(err *e, const char *path);
 
 /* A read-only mapping of a checkpoint file, so that a SIGBUS inside it names the file. */
 void guard_add_mapping(const void *addr, size_t len, const char *path);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 static int g_level = LOG_NORMAL;
 static int g_rank = 0;
@@ -12,11 +13,25 @@ int log_level(void) { return g_level; }
 void log_set_rank(int rank) { g_rank = rank; }
 int log_rank(void) { return g_rank; }
 
+/* One line, one write(2): under mpirun a line written in pieces can be interleaved with the
+ * launcher's own messages. */
 static void emit(const char *prefix, const char *fmt, va_list ap) {
-  fputs(prefix, stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  char line[2048];
+  int n = snprintf(line, sizeof line, "%s", prefix);
+  if (n < 0) return;
+  if ((size_t)n < sizeof line) {
+    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    n = m < 0 ? n : n + m;
+  }
+  if ((size_t)n >= sizeof line - 1) n = (int)sizeof line - 2; /* cut, but still one line */
+  line[n++] = '\n';
   fflush(stderr);
+  for (const char *p = line; n > 0;) {
+    ssize_t w = write(STDERR_FILENO, p, (size_t)n);
+    if (w <= 0) break;
+    p += w;
+    n -= (int)w;
+  }
 }
 
 #define LOG_BODY(cond, prefix)        \

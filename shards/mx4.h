@@ -3,7 +3,8 @@
  * A weight matrix W[R, C] (per expert) is stored as blocks[R, C/32, 16] (two FP4 E2M1 codes per
  * byte, LOW nibble = even column) and scales[R, C/32] (E8M0: 2^(s-127), no special case for
  * 255). Every decoded value is exact in fp32 (subnormals down to 2^-128 included, so never build
- * with flush-to-zero). Pure functions, thread-safe, no allocation. */
+ * with flush-to-zero). Pure functions without mutable state (the SIMD choice is made once before
+ * main), so thread-safe; no allocation. */
 #ifndef GPTOSS_MX4_H
 #define GPTOSS_MX4_H
 
@@ -23,6 +24,8 @@ void mx4_decode_row(const uint8_t *blocks, const uint8_t *scales, int64_t n_cols
 
 /* The plain scalar decode that mx4_decode_row must equal bit for bit (it dispatches to a SIMD
  * version where the processor has one); exported for the tests. */
+/* 1 if mx4_decode_row uses a SIMD version here (AVX2 present, $GPTOSS_NO_AVX2 unset). */
+int mx4_simd_available(void);
 void mx4_decode_row_reference(const uint8_t *blocks, const uint8_t *scales, int64_t n_cols, float *out);
 
 /* Decode rows [row0, row0 + n_rows) of expert e of a (blocks, scales) pair from the catalog

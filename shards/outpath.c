@@ -114,22 +114,24 @@ int outpath_check(const outpath *out, int n, const char *const *in, int n_in, er
       rc = err_errno(e, errno, "%s %s", o->what, o->path);
       break;
     }
-    for (int k = 0; rc == 0 && k < n_in; k++) {
-      if (!in[k]) continue;
-      char ri[PATH_MAX];
-      struct stat ist;
-      if (!realpath(in[k], ri) || stat(in[k], &ist) != 0) continue; /* the reader reports it */
-      const size_t rl = strlen(ri);
-      const int same = !strcmp(ri, res[i]) ||
-                       (exists && !S_ISLNK(lst.st_mode) && lst.st_dev == ist.st_dev &&
-                        lst.st_ino == ist.st_ino);
-      if (same)
-        rc = err_set(e, EXIT_USAGE, "%s %s is an input of this command (%s); refusing to "
-                     "overwrite it", o->what, o->path, in[k]);
-      else if (S_ISDIR(ist.st_mode) && !strncmp(res[i], ri, rl) && res[i][rl] == '/')
-        rc = err_set(e, EXIT_USAGE, "%s %s is inside the input directory %s; refusing to "
-                     "write there", o->what, o->path, in[k]);
-    }
+    /* the same file first (the sharper message), then inside an input directory */
+    for (int pass = 0; pass < 2; pass++)
+      for (int k = 0; rc == 0 && k < n_in; k++) {
+        if (!in[k]) continue;
+        char ri[PATH_MAX];
+        struct stat ist;
+        if (!realpath(in[k], ri) || stat(in[k], &ist) != 0) continue; /* the reader reports it */
+        const size_t rl = strlen(ri);
+        const int same = !strcmp(ri, res[i]) ||
+                         (exists && !S_ISLNK(lst.st_mode) && lst.st_dev == ist.st_dev &&
+                          lst.st_ino == ist.st_ino);
+        if (pass == 0 && same)
+          rc = err_set(e, EXIT_USAGE, "%s %s is an input of this command (%s); refusing to "
+                       "overwrite it", o->what, o->path, in[k]);
+        else if (pass == 1 && S_ISDIR(ist.st_mode) && !strncmp(res[i], ri, rl) && res[i][rl] == '/')
+          rc = err_set(e, EXIT_USAGE, "%s %s is inside the input directory %s; refusing to "
+                       "write there", o->what, o->path, in[k]);
+      }
     for (int j = 0; rc == 0 && j < i; j++)
       if (out[j].path && !strcmp(res[i], res[j]))
         rc = err_set(e, EXIT_USAGE, "%s %s and %s %s are the same file; every output needs its "

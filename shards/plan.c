@@ -1,6 +1,7 @@
 /* The shard plan (plan.h): stage boundaries balanced by bytes, expert ranges, memory. */
 #include "plan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,7 +137,17 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
     return err_set(e, EXIT_USAGE, "plan: need 1 <= tokens per call (%d) <= positions (%d)",
                    max_tokens, max_seq);
   if (n_stages == 0) n_stages = plan_default_stages(c, n_ranks, max_tokens, max_seq);
-  if (n_stages == 0) n_stages = 1; /* no valid split: the checks below say why */
+  if (n_stages == 0) {
+    int below, above;
+    plan_nearest_valid(c, n_ranks, &below, &above);
+    char near[96];
+    if (below && above) snprintf(near, sizeof near, "%d and %d", below, above);
+    else snprintf(near, sizeof near, "%d", below ? below : above);
+    return err_set(e, EXIT_USAGE, "plan: %d ranks have no split for %d layers x %d experts (ranks = "
+                   "stages x expert groups with at most %d stages and %d groups): the nearest rank "
+                   "counts that have one are %s", n_ranks, c->n_layers, c->n_experts,
+                   c->n_layers < PLAN_MAX_STAGES ? c->n_layers : PLAN_MAX_STAGES, c->n_experts, near);
+  }
   if (n_stages < 1 || n_stages > c->n_layers || n_stages > PLAN_MAX_STAGES)
     return err_set(e, EXIT_USAGE, "plan: %d stages for %d layers: need 1..%d stages", n_stages,
                    c->n_layers, c->n_layers < PLAN_MAX_STAGES ? c->n_layers : PLAN_MAX_STAGES);
@@ -197,6 +208,21 @@ void plan_free(plan *p) {
   if (!p) return;
   free(p->ranks);
   p->ranks = NULL;
+}
+
+int plan_rank_count_valid(const gpt_config *c, int n_ranks) {
+  for (int s = 1; s <= n_ranks && s <= c->n_layers && s <= PLAN_MAX_STAGES; s++)
+    if (n_ranks % s == 0 && n_ranks / s <= c->n_experts) return 1;
+  return 0;
+}
+
+void plan_nearest_valid(const gpt_config *c, int n_ranks, int *below, int *above) {
+  const int64_t max = (int64_t)(c->n_layers < PLAN_MAX_STAGES ? c->n_layers : PLAN_MAX_STAGES) * c->n_experts;
+  *below = *above = 0;
+  for (int p = n_ranks - 1; p >= 1 && !*below; p--)
+    if (plan_rank_count_valid(c, p)) *below = p;
+  for (int64_t p = (int64_t)n_ranks + 1; p <= max && p <= INT32_MAX && !*above; p++)
+    if (plan_rank_count_valid(c, (int)p)) *above = (int)p;
 }
 
 int plan_default_stages(const gpt_config *c, int n_ranks, int max_tokens, int max_seq) {

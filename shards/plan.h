@@ -59,12 +59,19 @@ typedef struct {
 #define PLAN_PROCESS_BYTES (24ull << 20)
 
 /* Make the plan. n_stages 0 = plan_default_stages. Errors (code 2): n_ranks < 1, stages not
- * dividing n_ranks, more stages than layers, more groups than experts. Caller owns out->ranks
+ * dividing n_ranks, more stages than layers, more groups than experts, and (n_stages 0) a rank
+ * count with no split at all, naming the nearest counts that have one. Caller owns out->ranks
  * (plan_free). */
 int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, int max_seq,
               plan *out, err *e);
 void plan_free(plan *p);
 
+/* 1 if some split of n_ranks exists: S stages dividing n_ranks, S <= layers (and
+ * PLAN_MAX_STAGES), n_ranks / S <= experts. Not every count up to layers x experts has one (for
+ * gpt-oss-20b, 24 x 32: 37, 41, 43, 47, ... have none, being prime and above 32). */
+int plan_rank_count_valid(const gpt_config *c, int n_ranks);
+/* The nearest valid rank counts below and above n_ranks (0 where there is none). */
+void plan_nearest_valid(const gpt_config *c, int n_ranks, int *below, int *above);
 /* Default stage count for n_ranks: among the valid splits, the one with the smallest largest
  * per-rank peak; ties go to fewer stages (expert groups compute in parallel, stages do not). */
 int plan_default_stages(const gpt_config *c, int n_ranks, int max_tokens, int max_seq);

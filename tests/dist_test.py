@@ -250,6 +250,23 @@ def fault():
                        rank, f"injected fault in phase '{phase}'", env={"GPTOSS_FAULT": spec})
     want = {"open", "load", "alloc", "attn", "experts", "head", "decode", "trace"}
     check("every phase covered", seen == want, str(want - seen))
+    # MPI itself fails (GPTOSS_FAULT=R:mpi: an agreement's Allreduce with an invalid datatype on
+    # rank R): the error handler ends the whole job at once with one line naming that rank and
+    # MPI's reason, and nothing written; under MPI_ERRORS_RETURN the failed call went unnoticed
+    for P, spec, rank in ((3, "1:mpi:3", 1), (2, "0:mpi:5", 0), (4, "3:mpi", 3)):
+        d = fresh("fail")
+        t = os.path.join(d, "t.h5")
+        rc, out, err, secs = mpirun(P, CASE_A, "-q", "--prompt-ids", IDS_A, "--max-tokens", "4",
+                                    "--trace", t, env={"GPTOSS_FAULT": spec})
+        lines = error_lines(err)
+        what = f"GPTOSS_FAULT={spec} P={P} (a failed MPI call)"
+        check(f"{what}: exit 1", rc == 1, f"rc {rc}; {err[-1200:]}")
+        check(f"{what}: one error line naming rank {rank} and the MPI failure",
+              len(lines) == 1 and lines[0].startswith(f"gptoss-mpi: error: rank {rank}: MPI failure:"),
+              "\n".join(lines) or err[-1200:])
+        check(f"{what}: nothing on stdout, no trace or temporary", out == "" and os.listdir(d) == [],
+              f"{out!r} {os.listdir(d)}")
+        check(f"{what}: done in {secs:.1f} s (< 30 s)", secs < 30)
     # a fault naming a rank or phase that never happens changes nothing
     rc, out, err, _ = mpirun(4, CASE_A, "-q", "--prompt-ids", IDS_A, "--max-tokens", "4", "--stages", "2",
                              env={"GPTOSS_FAULT": "1:attn"})

@@ -71,6 +71,23 @@ with h5py.File(rep, "r") as r:
     check(len(lt) >= 1, "bf16 run has expert-set mismatches")
     check(np.all(np.isfinite(mg)) and np.all(mg >= 0), "every mismatch carries its margin")
     check(np.array_equal(nt, (mg < 0.005).astype(np.uint8)), "near-tie label = margin below --tie-margin")
+    # every reported margin against the k-th minus (k+1)-th router logit computed here from the
+    # official fp32 run (the reference, our fp32 trace, agrees with it to ~1e-6)
+    with h5py.File(GOLD, "r") as g:
+        K = int(g["fp32/layers/0/topk_indices"].shape[1])
+        want = []
+        for (l, t) in lt:
+            row = np.sort(g[f"fp32/layers/{int(l)}/router_logits"][int(t)].astype(np.float64))[::-1]
+            want.append(row[K - 1] - row[K])
+        want = np.array(want)
+        worst = float(np.max(np.abs(want - mg))) if len(mg) else 0.0
+        print(f"margins vs the official fp32 router logits: worst |diff| {worst:.3g} (tolerance 1e-5)")
+        check(len(mg) == len(want) and worst <= 1e-5, f"reported margins = golden k-th minus (k+1)-th logit (worst {worst})")
+        L = len(r["summary/margin_min"][()])
+        gm = [min(np.sort(x)[::-1][K - 1] - np.sort(x)[::-1][K] for x in g[f"fp32/layers/{l}/router_logits"][()].astype(np.float64))
+              for l in range(L)]
+        worst = float(np.max(np.abs(np.array(gm) - r["summary/margin_min"][()])))
+        check(worst <= 1e-5, f"per-layer smallest margin = golden's (worst {worst})")
     print("bf16 vs fp32 mismatches (layer, position, margin, near-tie):",
           [(int(a), int(b), round(float(m), 5), int(n)) for (a, b), m, n in zip(lt, mg, nt)])
 md = open(os.path.join(WORK, "bf16.md")).read()

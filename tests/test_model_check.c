@@ -49,11 +49,14 @@ static double rel_by_expert(const float *a, const float *b, const int32_t *ia, c
 
 double model_check_traces(const char *tag, const trace *a, const trace *b, double tol,
                           int with_debug) {
-  const int T = a->T < b->T ? a->T : b->T;
-  const int L = a->n_layers < b->n_layers ? a->n_layers : b->n_layers;
+  const int T = b->T, L = b->n_layers;
   const size_t D = b->D, E = b->E, K = b->K;
   double worst = 0.0, r;
   char name[64];
+  /* the whole reference is compared: a candidate with fewer positions or layers fails */
+  TU_CHECK(a->T == b->T && a->n_layers == b->n_layers, "%s: %d positions x %d layers, the "
+           "reference has %d x %d", tag, a->T, a->n_layers, b->T, b->n_layers);
+  if (a->T != b->T || a->n_layers != b->n_layers) return INFINITY;
   TU_CHECK(a->D == b->D && a->E == b->E && a->K == b->K && a->V == b->V,
            "%s: shapes differ (D %d/%d E %d/%d K %d/%d V %d/%d)", tag, a->D, b->D, a->E, b->E,
            a->K, b->K, a->V, b->V);
@@ -102,8 +105,10 @@ double model_check_traces(const char *tag, const trace *a, const trace *b, doubl
     };
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
       if (slots[i].debug && (!with_debug || !slots[i].y)) continue;
-      if (!slots[i].x || !slots[i].y) continue;
       snprintf(name, sizeof name, "layers/%d/%s", l, slots[i].n);
+      TU_CHECK(slots[i].x && slots[i].y, "%s %s missing in the %s", tag, name,
+               slots[i].x ? "reference" : "candidate");
+      if (!slots[i].x || !slots[i].y) continue;
       r = rel_by_expert(slots[i].x, slots[i].y, la->topk_indices, lb->topk_indices, T, (int)K,
                         slots[i].w);
       worst = fmax(worst, report(tag, name, r, tol));

@@ -9,7 +9,8 @@
 
 #include "trace.h"
 
-/* Compare candidate `a` with reference `b` over their common positions and layers.
+/* Compare candidate `a` with reference `b`: the same positions and layers (else a failure), every
+ * tensor the reference has (debug tensors with with_debug) must be in the candidate.
  * Returns the worst relative error seen; prints per-tensor lines prefixed with `tag`. */
 double model_check_traces(const char *tag, const trace *a, const trace *b, double tol,
                           int with_debug);

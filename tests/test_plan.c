@@ -1,4 +1,6 @@
 /* plan: ownership is a partition of the checkpoint, stages are balanced, bad splits refused. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ckpt.h"
@@ -47,12 +49,12 @@ int main(void) {
   config_defaults(&tiny);
   tiny.n_layers = 3; tiny.n_experts = 5; tiny.top_k = 2; tiny.vocab = 1001; tiny.hidden = 64;
   tiny.intermediate = 32; tiny.head_dim = 16; tiny.n_heads = 4; tiny.n_kv_heads = 2;
-  const struct { const char *name; const gpt_config *c; } cs[] = {{"20b", &c20}, {"120b", &c120}, {"odd", &tiny}};
+  const struct { const char *name; const gpt_config *c; } cfgs[] = {{"20b", &c20}, {"120b", &c120}, {"odd", &tiny}};
   for (size_t i = 0; i < 3; i++)
     for (int P = 1; P <= 12; P++)
       for (int S = 1; S <= P; S++)
-        if (P % S == 0 && S <= cs[i].c->n_layers && P / S <= cs[i].c->n_experts)
-          check_partition(cs[i].name, cs[i].c, P, S);
+        if (P % S == 0 && S <= cfgs[i].c->n_layers && P / S <= cfgs[i].c->n_experts)
+          check_partition(cfgs[i].name, cfgs[i].c, P, S);
 
   /* pipeline of the 20B model over 4 stages: stage bytes within one layer of each other */
   plan p;
@@ -84,14 +86,46 @@ int main(void) {
   TU_CHECK(plan_make(&c20, 25, 25, 64, 80, &p, &e) == -1 && e.code == 2, "25 stages > 24 layers accepted");
   memset(&e, 0, sizeof e);
   TU_CHECK(plan_make(&c20, 0, 0, 64, 80, &p, &e) == -1 && e.code == 2, "0 ranks accepted");
-  /* default: a valid split for any rank count up to layers x experts */
-  for (int P = 1; P <= 24 * 32; P += 37) {
-    int S = plan_default_stages(&c20, P, 64, 80);
-    memset(&e, 0, sizeof e);
-    if (S > 0) {
-      TU_CHECK(plan_make(&c20, P, 0, 64, 80, &p, &e) == 0, "P=%d default: %s", P, e.msg);
-      if (e.code == 0) plan_free(&p);
+  /* which rank counts have a split, against a brute-force search over every (stages, groups)
+   * pair: the default must find one exactly when one exists, and a count without one must be
+   * refused naming the nearest counts that have one */
+  gpt_config cv[3] = {c20, c20, c20};
+  cv[1].n_layers = 5; cv[1].n_experts = 7;     /* odd layers, prime experts */
+  cv[2].n_layers = 36; cv[2].n_experts = 128;  /* 120b */
+  int n_invalid = 0;
+  for (int k = 0; k < 3; k++) {
+    const int L = cv[k].n_layers, E = cv[k].n_experts;
+    char *ok = calloc((size_t)(L * E + 10), 1);
+    for (int s = 1; s <= L; s++)
+      for (int g = 1; g <= E; g++) ok[s * g] = 1;
+    const int top = k == 2 ? 1200 : L * E + 5; /* the 120b range sampled up to 1200 ranks */
+    for (int P = 1; P <= top; P++) {
+      const int valid = P <= L * E && ok[P];
+      TU_CHECK(plan_rank_count_valid(&cv[k], P) == valid, "L=%d E=%d P=%d: valid %d", L, E, P, valid);
+      int S = plan_default_stages(&cv[k], P, 4, 8);
+      TU_CHECK((S > 0) == valid, "L=%d E=%d P=%d: default stages %d, brute force says %s", L, E, P,
+               S, valid ? "a split exists" : "none exists");
+      if (S > 0) TU_CHECK(P % S == 0 && S <= L && P / S <= E, "L=%d E=%d P=%d: default %d stages is not a split", L, E, P, S);
+      memset(&e, 0, sizeof e);
+      const int rc = plan_make(&cv[k], P, 0, 4, 8, &p, &e);
+      TU_CHECK((rc == 0) == valid, "L=%d E=%d P=%d: plan_make %d: %s", L, E, P, rc, e.msg);
+      if (rc == 0) {
+        plan_free(&p);
+        continue;
+      }
+      n_invalid++;
+      int below = 0, above = 0;
+      for (int q = P - 1; q >= 1 && !below; q--) if (q <= L * E && ok[q]) below = q;
+      for (int q = P + 1; q <= L * E && !above; q++) if (ok[q]) above = q;
+      char want[64];
+      if (below && above) snprintf(want, sizeof want, "are %d and %d", below, above);
+      else snprintf(want, sizeof want, "are %d", below ? below : above);
+      TU_CHECK(e.code == 2 && strstr(e.msg, want), "L=%d E=%d P=%d: message '%s' lacks '%s'", L, E, P, e.msg, want);
     }
+    free(ok);
   }
+  TU_CHECK(n_invalid > 100, "only %d rank counts without a split were tried", n_invalid);
+  memset(&e, 0, sizeof e);
+  TU_CHECK(plan_make(&c20, 37, 0, 4, 8, &p, &e) == -1 && strstr(e.msg, "36 and 38"), "20b, 37 ranks: %s", e.msg);
   return tu_finish("test_plan");
 }
