@@ -47,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CASE_A = os.path.join(GOLDEN, "original")
 IDS_A = "37,297,214,493,138,380,482,81,427,136,475,118,227,308,109,126,95,133,308,285,218,214,461,224"
 RUN_TIMEOUT = 120  # seconds for one mpirun; a hang fails the case instead of the whole test
+SANITIZER_RUN = os.environ.get("GPTOSS_SANITIZER_RUN") == "1"
 fails = []
 
 
@@ -139,7 +140,10 @@ def invariance(case, synth_args):
     ref = os.path.join(w, "ref.h5")
     ref_ids = reference(ck, ids, 4, "fp32", 0, ref)
     for P in (1, 2, 3, 4):
-        for S in valid_stages(L, E, P):
+        splits = valid_stages(L, E, P)
+        if SANITIZER_RUN:  # every code path (pipeline, groups, both), half the runs: see tests/CMakeLists.txt
+            splits = sorted(set([splits[0], splits[-1]]))
+        for S in splits:
             t = os.path.join(w, f"p{P}s{S}.h5")
             rc, out, err, _ = mpirun(P, ck, "-q", "--prompt-ids", ids, "--max-tokens", "4",
                                      "--stages", str(S), "--trace", t)
@@ -149,6 +153,9 @@ def invariance(case, synth_args):
             check(f"P={P} stages={S} ({P // S} groups): trace bitwise = issue 3's run", ok, msg)
             check(f"P={P} stages={S}: generated ids {out.strip()} = reference", out.strip() == ref_ids,
                   f"{out.strip()} vs {ref_ids}")
+            if SANITIZER_RUN:
+                os.unlink(t)
+                continue
             rc, out2, err2, _ = mpirun(P, ck, "-q", "--prompt-ids", ids, "--max-tokens", "4",
                                        "--stages", str(S))
             check(f"P={P} stages={S}: ids without --trace identical", rc == 0 and out2 == out,
