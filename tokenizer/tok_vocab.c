@@ -369,7 +369,7 @@ static char *path_join(const char *dir, size_t dir_len, const char *name) {
 int tok_find(const char *ckpt_dir, const char *explicit_path, tok **out, err *e) {
   *out = NULL;
   if (explicit_path) return tok_open(explicit_path, out, e);
-  char *cand[FIND_MAX] = {0};
+  char *cand[FIND_MAX] = {0}, *root_dir = NULL;
   int nc = 0, rc = -1;
   const char *names[2] = {"tokenizer.json", "o200k_base.tiktoken"};
   if (ckpt_dir) {
@@ -385,6 +385,7 @@ int tok_find(const char *ckpt_dir, const char *explicit_path, tok **out, err *e)
       while (root_len > 1 && ckpt_dir[root_len - 1] == '/') root_len--;
       root = root_len ? ckpt_dir : ".";
       if (!root_len) root_len = 1;
+      if (!(root_dir = strndup(root, root_len))) return err_set(e, EXIT_RUNTIME, "tokenizer search: out of memory");
     }
     for (int k = 0; k < 2; k++) {
       cand[nc++] = path_join(ckpt_dir, len, names[k]);
@@ -407,17 +408,18 @@ int tok_find(const char *ckpt_dir, const char *explicit_path, tok **out, err *e)
     }
   }
   {
-    char list[400] = "";
-    size_t o = 0;
-    for (int i = 0; i < nc && o < sizeof list; i++) {
-      char q[128];
-      o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", quote_name(cand[i], q, sizeof q));
-    }
+    char q1[128], q2[128], q3[128], where[320] = "";
+    if (ckpt_dir)
+      snprintf(where, sizeof where, "tokenizer.json and o200k_base.tiktoken in %s%s%s, and for ",
+               quote_name(ckpt_dir, q1, sizeof q1), root_dir ? " and in its repository root " : "",
+               root_dir ? quote_name(root_dir, q2, sizeof q2) : "");
     err_set(e, EXIT_RUNTIME, "no tokenizer found: looked for %s%s%s; give one with --tokenizer FILE "
-            "(a tokenizer.json or an o200k_base.tiktoken)", list, have_env ? "" : (nc ? ", " : ""),
-            have_env ? "" : "$TIKTOKEN_ENCODINGS_BASE/o200k_base.tiktoken (variable not set)");
+            "(a tokenizer.json or an o200k_base.tiktoken)", where,
+            have_env ? quote_name(cand[nc - 1], q3, sizeof q3) : "$TIKTOKEN_ENCODINGS_BASE/o200k_base.tiktoken",
+            have_env ? "" : " (variable not set)");
   }
 done:
   for (int i = 0; i < nc; i++) free(cand[i]);
+  free(root_dir);
   return rc;
 }
