@@ -246,6 +246,9 @@ static int tokenize_run(const tok_opts *o, tok_buf *out, err *e) {
     tok_buf text = {0};
     int32_t *v = NULL;
     int n = 0;
+    if (!strcmp(o->decode, "-"))   /* ids from a file: any whitespace separates them too */
+      for (size_t i = 0; i < in.n; i++)
+        if (in.p[i] == '\n' || in.p[i] == '\t' || in.p[i] == '\r') in.p[i] = ' ';
     const char *src = strcmp(o->decode, "-") ? o->decode : in.p;
     const char *what = strcmp(o->decode, "-") ? "--decode" : o->file ? o->file : "standard input";
     rc = cli_parse_ids(src, what, TOK_N_VOCAB - 1, &v, &n, e);
@@ -329,7 +332,7 @@ int cmd_tokenize(int argc, char **argv) {
   if (tokenize_run(&o, &out, &e) != 0) {
     log_error("%s", e.msg);
     tok_buf_free(&out);
-    return EXIT_RUNTIME;
+    return e.code == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;   /* bad --decode ids: usage */
   }
   size_t n = out.n, w = n ? fwrite(out.p, 1, n, stdout) : 0;
   tok_buf_free(&out);

@@ -1,10 +1,12 @@
 /* tok_tool: what the tokenizer tests need from tokenizer/ that the command line does not offer.
- *   tok_tool write-hf VOCAB DIR                 DIR/tokenizer.json + tokenizer_config.json
+ *   tok_tool write-hf VOCAB DIR                 DIR/tokenizer.json + tokenizer_config.json (DIR
+ *                                               is made if absent)
  *   tok_tool chat-text [-r R] [-s SYSTEM] USER  the harmony rendering as text (tok_chat_text)
  *   tok_tool template                           the chat template (tok_chat_template)
  * Exit 0 ok, 1 error (message on stderr). */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tok.h"
 
@@ -18,6 +20,7 @@ int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "write-hf")) {
     tok *t;
     if (tok_open(argv[2], &t, &e) != 0) return fail(&e);
+    mkdir(argv[3], 0755);
     int rc = tok_hf_write_dir(t, argv[3], &e);
     tok_close(t);
     return rc ? fail(&e) : 0;

@@ -179,7 +179,8 @@ int tok_hf_tokenizer_config(tok_buf *out, err *e);
 /* Jinja chat template whose rendering of [system or developer message (optional), user] with
  * add_generation_prompt (and optional reasoning_effort) equals tok_chat_text. Static string. */
 const char *tok_chat_template(void);
-/* Write dir/tokenizer.json and dir/tokenizer_config.json, each atomically (shards/atomic.h). */
+/* Write dir/tokenizer.json and dir/tokenizer_config.json (dir must exist), each atomically
+ * (shards/atomic.h: a temporary file, fsync, rename, fsync of dir). */
 int tok_hf_write_dir(const tok *t, const char *dir, err *e);
 
 /* ---- buffers ------------------------------------------------------------------------------ */
