@@ -56,7 +56,7 @@ static int read_all(const char *path, tok_buf *out, err *e) {
     if (out->n + r > INPUT_MAX) rc = err_set(e, EXIT_RUNTIME, "%s: more than %u MiB of input", name, INPUT_MAX >> 20);
     else rc = tok_buf_append(out, chunk, r, e);
   }
-  if (rc == 0 && ferror(f)) rc = err_set(e, EXIT_RUNTIME, "%s: read error", name);
+  if (rc == 0 && ferror(f)) rc = err_errno(e, errno, "%s: read error", name);
   if (path) fclose(f);
   if (rc == 0 && !out->p) rc = tok_buf_append(out, "", 0, e);
   return rc;

@@ -12,24 +12,12 @@
 
 #include "testutil.h"
 #include "tok.h"
+#include "tok_b64.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(uint32_t n) {
   rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
   return (uint32_t)(rng % n);
-}
-
-static void b64(const uint8_t *p, size_t n, char *out) {
-  static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t o = 0;
-  for (size_t i = 0; i < n; i += 3) {
-    uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-    out[o++] = a[w >> 18];
-    out[o++] = a[(w >> 12) & 63];
-    out[o++] = i + 1 < n ? a[(w >> 6) & 63] : '=';
-    out[o++] = i + 2 < n ? a[w & 63] : '=';
-  }
-  out[o] = '\0';
 }
 
 /* ---- a small vocabulary: the 256 bytes, then tokens made by merging two earlier ones -------- */
@@ -75,7 +63,7 @@ static char *sv_ranks_text(const small_vocab *v, size_t *n) {
   size_t cap = (size_t)v->n * 100 + 1, o = 0;
   char *s = malloc(cap), b[128];
   for (int i = 0; i < v->n; i++) {
-    b64((const uint8_t *)v->tok[i], v->len[i], b);
+    tok_b64_encode((const uint8_t *)v->tok[i], v->len[i], b);
     o += (size_t)snprintf(s + o, cap - o, "%s %d\n", b, i);
   }
   *n = o;
@@ -432,6 +420,9 @@ static void test_corrupt_json(void) {
     expect_error("jcut", buf, keep + strlen(tail), TOK_OPEN_PARTIAL, "is made by no entry of model.merges (1 merges)");
   }
   expect_error("jtrunc", js.p, js.n / 2, TOK_OPEN_PARTIAL, "not valid JSON (at byte");
+  memcpy(buf, js.p, js.n);
+  memcpy(buf + js.n, " }\n", 3);
+  expect_error("jtrail", buf, js.n + 3, TOK_OPEN_PARTIAL, "text after the JSON value");
   expect_error("jarray", "[1, 2]", 6, TOK_OPEN_PARTIAL, "line 1");   /* not '{': read as a ranks file */
   expect_error("jtop", " {\"a\": 1}", 9, TOK_OPEN_PARTIAL, "model is missing");
   {

@@ -133,7 +133,14 @@ static int added_tokens_check(const tok *t, const cJSON *list, err *e) {
 static int json_parse(const tok *t, const char *data, size_t n, cJSON **root, err *e) {
   const char *endp = NULL;
   *root = cJSON_ParseWithLengthOpts(data, n, &endp, 0);
-  if (*root) return 0;
+  if (*root) {
+    size_t k = endp && endp >= data && endp <= data + n ? (size_t)(endp - data) : n;
+    while (k < n && (data[k] == ' ' || data[k] == '\t' || data[k] == '\r' || data[k] == '\n')) k++;
+    if (k == n) return 0;
+    cJSON_Delete(*root);
+    *root = NULL;
+    return err_set(e, EXIT_RUNTIME, "%s: text after the JSON value (at byte %zu)", t->path, k);
+  }
   const char *ep = cJSON_GetErrorPtr();
   size_t off = ep && ep >= data && ep <= data + n ? (size_t)(ep - data) : n, line = 1;
   for (size_t i = 0; i < off; i++) line += data[i] == '\n';

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tok_b64.h"
 #include "tok.h"
 
 static tok *small, *o200k;
@@ -19,21 +20,12 @@ static tok *small_vocab(void) {
   static const char *merges[] = {"th", "the", "in", "an", " t", " the", "er", "\xc3\xa9", "\xe4\xb8", "ab", "aba", "bab"};
   char *text = malloc(64 * 300), b64[64];
   size_t o = 0;
-  static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   for (int r = 0; r < 256 + (int)(sizeof merges / sizeof merges[0]); r++) {
     uint8_t p[8];
     size_t n;
     if (r < 256) { p[0] = (uint8_t)r; n = 1; }
     else { n = strlen(merges[r - 256]); memcpy(p, merges[r - 256], n); }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 3) {
-      uint32_t w = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-      b64[k++] = a[w >> 18];
-      b64[k++] = a[(w >> 12) & 63];
-      b64[k++] = i + 1 < n ? a[(w >> 6) & 63] : '=';
-      b64[k++] = i + 2 < n ? a[w & 63] : '=';
-    }
-    b64[k] = '\0';
+    tok_b64_encode(p, n, b64);
     o += (size_t)snprintf(text + o, 64, "%s %d\n", b64, r);
   }
   tok *t = NULL;
