@@ -419,6 +419,31 @@ static void test_corrupt_json(void) {
     memcpy(buf + keep, tail, strlen(tail));
     expect_error("jcut", buf, keep + strlen(tail), TOK_OPEN_PARTIAL, "is made by no entry of model.merges (1 merges)");
   }
+  /* JSON forms that mean the same: an escaped key, an integral number in exponent form */
+  struct { const char *from, *to; } same[] = {{"\"&\": 38,", "\"\\u0026\": 38,"}, {"\"&\": 38,", "\"&\": 3.8e1,"}};
+  for (size_t i = 0; i < 2; i++) {
+    const char *p = strstr(js.p, same[i].from);
+    size_t a = (size_t)(p - js.p), lf = strlen(same[i].from), lt = strlen(same[i].to);
+    memcpy(buf, js.p, a);
+    memcpy(buf + a, same[i].to, lt);
+    memcpy(buf + a + lt, p + lf, js.n - a - lf);
+    tok *t3 = NULL;
+    err_clear(&e);
+    TU_CHECK(tok_open_mem("jsame", buf, js.n - lf + lt, TOK_OPEN_PARTIAL, &t3, &e) == 0, "'%s': %s", same[i].to, e.msg);
+    tok_close(t3);
+  }
+  struct { const char *label, *to, *want; } bad[] = {
+      {"jlead", "\"&\": 038,", "not valid JSON"}, {"jnul", "\"\\u0000\": 38,", "holds \\u0000"},
+      {"jsur", "\"\\ud800\": 38,", "lone surrogate"}, {"jlit", "\"&\": tru,", "not valid JSON"},
+      {"jctl", "\"\t\": 38,", "control character"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *p = strstr(js.p, "\"&\": 38,");
+    size_t a = (size_t)(p - js.p), lf = strlen("\"&\": 38,"), lt = strlen(bad[i].to);
+    memcpy(buf, js.p, a);
+    memcpy(buf + a, bad[i].to, lt);
+    memcpy(buf + a + lt, p + lf, js.n - a - lf);
+    expect_error(bad[i].label, buf, js.n - lf + lt, TOK_OPEN_PARTIAL, bad[i].want);
+  }
   expect_error("jtrunc", js.p, js.n / 2, TOK_OPEN_PARTIAL, "not valid JSON (at byte");
   memcpy(buf, js.p, js.n);
   memcpy(buf + js.n, " }\n", 3);

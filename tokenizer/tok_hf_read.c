@@ -1,9 +1,7 @@
 /* Reading a Hugging Face tokenizer.json of the tiktoken kind (see tok.h): the vocabulary
  * becomes the ranks; merges, pre-tokenizer, normalizer and added tokens are checked against
  * what o200k_harmony is, so that a file that would tokenize differently is refused rather than
- * read with other rules. */
-#include <cjson/cJSON.h>
-#include <math.h>
+ * read with other rules. The JSON is read with tok_json.c (nodes pointing into the text). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,26 +15,23 @@ static int byte_is_printable(unsigned b) {
   return (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae;
 }
 
+/* The bytes that are not printable, in order, are 0x00-0x20, 0x7f-0xa0 and 0xad: they map to
+ * U+0100.. in that order. */
 uint32_t tok_byte_to_cp(uint8_t b) {
   if (byte_is_printable(b)) return b;
-  uint32_t k = 0;                       /* rank of b among the bytes that are not printable */
-  for (unsigned x = 0; x < b; x++) k += !byte_is_printable(x);
-  return 256 + k;
+  return 256 + (b <= 0x20 ? b : b <= 0xa0 ? 33u + (b - 0x7fu) : 67u);
 }
 
 int tok_cp_to_byte(uint32_t cp) {
   if (cp < 256) return byte_is_printable(cp) ? (int)cp : -1;
-  if (cp >= 256 + 68) return -1;
-  uint32_t k = 0;
-  for (unsigned x = 0; x < 256; x++)
-    if (!byte_is_printable(x) && k++ == cp - 256) return (int)x;
-  return -1;
+  cp -= 256;
+  return cp < 33 ? (int)cp : cp < 67 ? (int)(0x7f + cp - 33) : cp == 67 ? 0xad : -1;
 }
 
-/* A byte-level string -> bytes (out holds at least strlen(s) bytes). -1 with the bad code point. */
-static int bytelevel_decode(const char *s, uint8_t *out, size_t *n, uint32_t *bad_cp) {
+/* A byte-level string s[0..len) -> bytes (out holds len bytes). -1 with the bad code point. */
+static int bytelevel_decode(const char *s, size_t len, uint8_t *out, size_t *n, uint32_t *bad_cp) {
   const uint8_t *u = (const uint8_t *)s;
-  size_t len = strlen(s), o = 0;
+  size_t o = 0;
   for (size_t i = 0; i < len;) {
     uint32_t cp;
     size_t bad;
@@ -53,193 +48,181 @@ static int bytelevel_decode(const char *s, uint8_t *out, size_t *n, uint32_t *ba
 
 /* ---- checks -------------------------------------------------------------------------------- */
 
-static const char *kind(const cJSON *v) { return v ? quote_json_kind(v) : "missing"; }
+#define STR_MAX (4 * TOK_TOKEN_MAX + 8)
 
-static int get_index(const cJSON *v, double max, uint32_t *out) {
-  if (!cJSON_IsNumber(v)) return -1;
-  double d = v->valuedouble;
-  if (!(d >= 0 && d < max) || d != floor(d)) return -1;
-  *out = (uint32_t)d;
-  return 0;
+/* A string node decoded for messages (quoted) or comparison; "" when it is not a string. */
+static const char *str_of(const tj_doc *d, uint32_t i, char *buf, size_t cap) {
+  if (!i || tj_str(d, i, buf, cap, NULL) != 0) buf[0] = '\0';
+  return buf;
 }
 
 /* Walk the pre-tokenizer tree: exactly the o200k Split and a ByteLevel without its own regex. */
-static int pretok_check(const tok *t, const cJSON *p, const char *where, int *split, int *bytelevel, err *e) {
-  const cJSON *type = cJSON_GetObjectItemCaseSensitive(p, "type");
-  if (!cJSON_IsObject(p) || !cJSON_IsString(type))
-    return err_set(e, EXIT_RUNTIME, "%s: %s is %s, not a pre-tokenizer object with a \"type\"", t->path, where, kind(p));
-  char q[128];
-  if (!strcmp(type->valuestring, "Sequence")) {
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers"), *c;
-    if (!cJSON_IsArray(list)) return err_set(e, EXIT_RUNTIME, "%s: %s.pretokenizers is %s, not an array", t->path, where, kind(list));
-    cJSON_ArrayForEach(c, list) if (pretok_check(t, c, "pre_tokenizer.pretokenizers[]", split, bytelevel, e) != 0) return -1;
+static int pretok_check(const tok *t, const tj_doc *d, uint32_t p, const char *where, int *split, int *bytelevel, err *e) {
+  uint32_t type = tj_get(d, p, "type");
+  char q[128], s[1024];
+  if (!type || d->node[type].type != TJ_STRING)
+    return err_set(e, EXIT_RUNTIME, "%s: %s is %s, not a pre-tokenizer object with a \"type\"", t->path, where, tj_kind(d, p));
+  if (tj_is_str(d, type, "Sequence")) {
+    uint32_t list = tj_get(d, p, "pretokenizers");
+    if (!list || d->node[list].type != TJ_ARRAY)
+      return err_set(e, EXIT_RUNTIME, "%s: %s.pretokenizers is %s, not an array", t->path, where, tj_kind(d, list));
+    for (uint32_t c = tj_first(d, list); c; c = d->node[c].next)
+      if (pretok_check(t, d, c, "pre_tokenizer.pretokenizers[]", split, bytelevel, e) != 0) return -1;
     return 0;
   }
-  if (!strcmp(type->valuestring, "Split")) {
-    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
-    const cJSON *beh = cJSON_GetObjectItemCaseSensitive(p, "behavior");
-    const cJSON *inv = cJSON_GetObjectItemCaseSensitive(p, "invert");
-    if (!cJSON_IsString(re))
-      return err_set(e, EXIT_RUNTIME, "%s: %s: Split.pattern.Regex is %s, not a string", t->path, where, kind(re));
-    if (strcmp(re->valuestring, tok_o200k_pattern) != 0)
+  if (tj_is_str(d, type, "Split")) {
+    uint32_t pat = tj_get(d, p, "pattern"), re = pat ? tj_get(d, pat, "Regex") : 0;
+    uint32_t beh = tj_get(d, p, "behavior"), inv = tj_get(d, p, "invert");
+    if (!re || d->node[re].type != TJ_STRING)
+      return err_set(e, EXIT_RUNTIME, "%s: %s: Split.pattern.Regex is %s, not a string", t->path, where, tj_kind(d, re));
+    if (tj_str(d, re, s, sizeof s, NULL) != 0 || strcmp(s, tok_o200k_pattern) != 0)
       return err_set(e, EXIT_RUNTIME, "%s: %s: Split pattern '%s' is not o200k's split pattern", t->path, where,
-                     quote_name(re->valuestring, q, sizeof q));
-    if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") != 0)
+                     quote_name(s, q, sizeof q));
+    if (!tj_is_str(d, beh, "Isolated"))
       return err_set(e, EXIT_RUNTIME, "%s: %s: Split.behavior is not \"Isolated\"", t->path, where);
-    if (inv && !cJSON_IsFalse(inv))
+    if (inv && d->node[inv].type != TJ_FALSE)
       return err_set(e, EXIT_RUNTIME, "%s: %s: Split.invert is not false", t->path, where);
     (*split)++;
     return 0;
   }
-  if (!strcmp(type->valuestring, "ByteLevel")) {
-    const cJSON *ur = cJSON_GetObjectItemCaseSensitive(p, "use_regex");
-    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(p, "add_prefix_space");
-    if (!cJSON_IsFalse(ur))
+  if (tj_is_str(d, type, "ByteLevel")) {
+    uint32_t ur = tj_get(d, p, "use_regex"), ps = tj_get(d, p, "add_prefix_space");
+    if (!ur || d->node[ur].type != TJ_FALSE)
       return err_set(e, EXIT_RUNTIME, "%s: %s: ByteLevel.use_regex is not false (a second split would apply)", t->path, where);
-    if (ps && !cJSON_IsFalse(ps))
+    if (ps && d->node[ps].type != TJ_FALSE)
       return err_set(e, EXIT_RUNTIME, "%s: %s: ByteLevel.add_prefix_space is not false", t->path, where);
     (*bytelevel)++;
     return 0;
   }
   return err_set(e, EXIT_RUNTIME, "%s: %s: pre-tokenizer type '%s' is not part of o200k (Split + ByteLevel)",
-                 t->path, where, quote_name(type->valuestring, q, sizeof q));
+                 t->path, where, quote_name(str_of(d, type, s, sizeof s), q, sizeof q));
 }
 
-static int added_tokens_check(const tok *t, const cJSON *list, err *e) {
-  if (!list || cJSON_IsNull(list)) return 0;
-  if (!cJSON_IsArray(list)) return err_set(e, EXIT_RUNTIME, "%s: added_tokens is %s, not an array", t->path, kind(list));
+static int added_tokens_check(const tok *t, const tj_doc *d, uint32_t list, err *e) {
+  if (!list || d->node[list].type == TJ_NULL) return 0;
+  if (d->node[list].type != TJ_ARRAY)
+    return err_set(e, EXIT_RUNTIME, "%s: added_tokens is %s, not an array", t->path, tj_kind(d, list));
   size_t i = 0;
-  const cJSON *a;
-  cJSON_ArrayForEach(a, list) {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id"), *c = cJSON_GetObjectItemCaseSensitive(a, "content");
-    uint32_t v;
-    if (get_index(id, TOK_N_VOCAB, &v) != 0)
-      return err_set(e, EXIT_RUNTIME, "%s: added_tokens[%zu].id is %s, not an id below %d", t->path, i, kind(id), TOK_N_VOCAB);
-    if (!cJSON_IsString(c))
-      return err_set(e, EXIT_RUNTIME, "%s: added_tokens[%zu].content is %s, not a string", t->path, i, kind(c));
-    char q[128];
-    if (tok_special_find(c->valuestring, strlen(c->valuestring)) != (int32_t)v)
+  for (uint32_t a = tj_first(d, list); a; a = d->node[a].next, i++) {
+    uint32_t id = tj_get(d, a, "id"), c = tj_get(d, a, "content"), v;
+    char s[256], q[128];
+    size_t len;
+    if (tj_index(d, id, TOK_N_VOCAB, &v) != 0)
+      return err_set(e, EXIT_RUNTIME, "%s: added_tokens[%zu].id is %s, not an id below %d", t->path, i, tj_kind(d, id), TOK_N_VOCAB);
+    if (!c || d->node[c].type != TJ_STRING)
+      return err_set(e, EXIT_RUNTIME, "%s: added_tokens[%zu].content is %s, not a string", t->path, i, tj_kind(d, c));
+    if (tj_str(d, c, s, sizeof s, &len) != 0 || tok_special_find(s, len) != (int32_t)v)
       return err_set(e, EXIT_RUNTIME, "%s: added_tokens[%zu]: id %u is '%s'; o200k_harmony's id %u is %s", t->path, i,
-                     v, quote_name(c->valuestring, q, sizeof q), v,
+                     v, quote_name(s, q, sizeof q), v,
                      tok_special_name((int32_t)v) ? tok_special_name((int32_t)v) : "a rank, not a special token");
-    i++;
   }
   return 0;
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-static int json_parse(const tok *t, const char *data, size_t n, cJSON **root, err *e) {
-  const char *endp = NULL;
-  *root = cJSON_ParseWithLengthOpts(data, n, &endp, 0);
-  if (*root) {
-    size_t k = endp && endp >= data && endp <= data + n ? (size_t)(endp - data) : n;
-    while (k < n && (data[k] == ' ' || data[k] == '\t' || data[k] == '\r' || data[k] == '\n')) k++;
-    if (k == n) return 0;
-    cJSON_Delete(*root);
-    *root = NULL;
-    return err_set(e, EXIT_RUNTIME, "%s: text after the JSON value (at byte %zu)", t->path, k);
-  }
-  const char *ep = cJSON_GetErrorPtr();
-  size_t off = ep && ep >= data && ep <= data + n ? (size_t)(ep - data) : n, line = 1;
-  for (size_t i = 0; i < off; i++) line += data[i] == '\n';
-  return err_set(e, EXIT_RUNTIME, "%s: not valid JSON (at byte %zu, line %zu)", t->path, off, line);
-}
-
 int tok_hf_read(tok *t, const char *data, size_t n, void **json, err *e) {
-  *json = NULL;
-  cJSON *root;
-  if (json_parse(t, data, n, &root, e) != 0) return -1;
-  *json = root;
-  if (!cJSON_IsObject(root)) return err_set(e, EXIT_RUNTIME, "%s: the top level is %s, not an object", t->path, kind(root));
-  const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-  if (!cJSON_IsObject(model)) return err_set(e, EXIT_RUNTIME, "%s: model is %s, not an object", t->path, kind(model));
-  const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
-  if (type && !(cJSON_IsString(type) && !strcmp(type->valuestring, "BPE")))
-    return err_set(e, EXIT_RUNTIME, "%s: model.type is not \"BPE\"", t->path);
-  const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-  if (!cJSON_IsObject(vocab)) return err_set(e, EXIT_RUNTIME, "%s: model.vocab is %s, not an object", t->path, kind(vocab));
-  const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-  if (!cJSON_IsArray(merges)) return err_set(e, EXIT_RUNTIME, "%s: model.merges is %s, not an array", t->path, kind(merges));
-  const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-  if (norm && !cJSON_IsNull(norm))
-    return err_set(e, EXIT_RUNTIME, "%s: normalizer is %s, not null (o200k does not normalise text)", t->path, kind(norm));
-  const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
+  tj_doc *d = calloc(1, sizeof *d);
+  *json = d;
+  if (!d) return err_set(e, EXIT_RUNTIME, "%s: out of memory", t->path);
+  if (tj_parse(t->path, data, n, d, e) != 0) return -1;
+  if (d->node[TJ_ROOT].type != TJ_OBJECT)
+    return err_set(e, EXIT_RUNTIME, "%s: the top level is %s, not an object", t->path, tj_kind(d, TJ_ROOT));
+  uint32_t model = tj_get(d, TJ_ROOT, "model");
+  if (!model || d->node[model].type != TJ_OBJECT)
+    return err_set(e, EXIT_RUNTIME, "%s: model is %s, not an object", t->path, tj_kind(d, model));
+  uint32_t type = tj_get(d, model, "type");
+  if (type && !tj_is_str(d, type, "BPE")) return err_set(e, EXIT_RUNTIME, "%s: model.type is not \"BPE\"", t->path);
+  uint32_t vocab = tj_get(d, model, "vocab"), merges = tj_get(d, model, "merges");
+  if (!vocab || d->node[vocab].type != TJ_OBJECT)
+    return err_set(e, EXIT_RUNTIME, "%s: model.vocab is %s, not an object", t->path, tj_kind(d, vocab));
+  if (!merges || d->node[merges].type != TJ_ARRAY)
+    return err_set(e, EXIT_RUNTIME, "%s: model.merges is %s, not an array", t->path, tj_kind(d, merges));
+  uint32_t norm = tj_get(d, TJ_ROOT, "normalizer");
+  if (norm && d->node[norm].type != TJ_NULL)
+    return err_set(e, EXIT_RUNTIME, "%s: normalizer is %s, not null (o200k does not normalise text)", t->path, tj_kind(d, norm));
   int split = 0, bytelevel = 0;
-  if (pretok_check(t, pre, "pre_tokenizer", &split, &bytelevel, e) != 0) return -1;
+  if (pretok_check(t, d, tj_get(d, TJ_ROOT, "pre_tokenizer"), "pre_tokenizer", &split, &bytelevel, e) != 0) return -1;
   if (split != 1 || bytelevel != 1)
     return err_set(e, EXIT_RUNTIME, "%s: pre_tokenizer has %d o200k Split and %d ByteLevel (want one of each)", t->path,
                    split, bytelevel);
-  if (added_tokens_check(t, cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), e) != 0) return -1;
+  if (added_tokens_check(t, d, tj_get(d, TJ_ROOT, "added_tokens"), e) != 0) return -1;
 
-  uint8_t bytes[4 * TOK_TOKEN_MAX];
+  char key[STR_MAX];
+  uint8_t bytes[STR_MAX];
   uint32_t entry = 0;
-  const cJSON *v;
-  cJSON_ArrayForEach(v, vocab) {
+  for (uint32_t v = tj_first(d, vocab); v; v = d->node[v].next) {
     entry++;
     char q[128];
     uint32_t id, bad_cp;
-    size_t len;
-    if (get_index(v, TOK_N_VOCAB, &id) != 0)
+    size_t len, kl;
+    if (tj_str(d, d->node[v].key, key, sizeof key, &kl) != 0)
+      return err_set(e, EXIT_RUNTIME, "%s: model.vocab entry %u: the key is too long or holds \\u0000 or a lone surrogate",
+                     t->path, entry);
+    if (tj_index(d, v, TOK_N_VOCAB, &id) != 0)
       return err_set(e, EXIT_RUNTIME, "%s: model.vocab['%s'] is %s, not an id below %d", t->path,
-                     quote_name(v->string, q, sizeof q), cJSON_IsNumber(v) ? "a number out of range" : kind(v), TOK_N_VOCAB);
+                     quote_name(key, q, sizeof q), d->node[v].type == TJ_NUMBER ? "a number out of range" : tj_kind(d, v),
+                     TOK_N_VOCAB);
     if (id >= TOK_FIRST_SPECIAL) {        /* some files list the specials in the vocabulary too */
-      if (tok_special_find(v->string, strlen(v->string)) != (int32_t)id)
+      if (tok_special_find(key, kl) != (int32_t)id)
         return err_set(e, EXIT_RUNTIME, "%s: model.vocab['%s'] = %u, which is the special token %s", t->path,
-                       quote_name(v->string, q, sizeof q), id, tok_special_name((int32_t)id));
+                       quote_name(key, q, sizeof q), id, tok_special_name((int32_t)id));
       continue;
     }
-    if (strlen(v->string) > sizeof bytes)
-      return err_set(e, EXIT_RUNTIME, "%s: model.vocab key of id %u is too long", t->path, id);
-    if (bytelevel_decode(v->string, bytes, &len, &bad_cp) != 0)
+    if (bytelevel_decode(key, kl, bytes, &len, &bad_cp) != 0)
       return err_set(e, EXIT_RUNTIME, "%s: model.vocab['%s'] (id %u) holds U+%04X, outside the byte-level alphabet",
-                     t->path, quote_name(v->string, q, sizeof q), id, (unsigned)bad_cp);
+                     t->path, quote_name(key, q, sizeof q), id, (unsigned)bad_cp);
     if (tok_vocab_add(t, bytes, len, id, entry, e) != 0) return -1;
   }
   return 0;
 }
 
 /* One merge "a b" or ["a", "b"] -> the three ranks (a, b, a+b). */
-static int merge_ranks(const tok *t, const cJSON *m, size_t i, uint32_t r[3], err *e) {
+static int merge_ranks(const tok *t, const tj_doc *d, uint32_t m, size_t i, uint32_t r[3], err *e) {
+  char tmp[2 * STR_MAX];
   const char *a, *b;
-  char tmp[4 * TOK_TOKEN_MAX + 2];
-  if (cJSON_IsString(m)) {
-    const char *sp = strchr(m->valuestring, ' ');
-    size_t len = strlen(m->valuestring);
-    if (!sp || strchr(sp + 1, ' ') || len >= sizeof tmp)
+  size_t la, lb;
+  if (d->node[m].type == TJ_STRING) {
+    size_t len;
+    if (tj_str(d, m, tmp, sizeof tmp, &len) != 0) return err_set(e, EXIT_RUNTIME, "%s: model.merges[%zu] is too long", t->path, i);
+    const char *sp = memchr(tmp, ' ', len);
+    if (!sp || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - tmp)))
       return err_set(e, EXIT_RUNTIME, "%s: model.merges[%zu] is not \"<left> <right>\"", t->path, i);
-    memcpy(tmp, m->valuestring, len + 1);
-    tmp[sp - m->valuestring] = '\0';
     a = tmp;
-    b = tmp + (sp - m->valuestring) + 1;
-  } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(cJSON_GetArrayItem(m, 0)) &&
-             cJSON_IsString(cJSON_GetArrayItem(m, 1))) {
-    a = cJSON_GetArrayItem(m, 0)->valuestring;
-    b = cJSON_GetArrayItem(m, 1)->valuestring;
+    la = (size_t)(sp - tmp);
+    b = sp + 1;
+    lb = len - la - 1;
   } else {
-    return err_set(e, EXIT_RUNTIME, "%s: model.merges[%zu] is %s, not a pair of strings", t->path, i, kind(m));
+    uint32_t x = tj_first(d, m), y = x ? d->node[x].next : 0;
+    if (d->node[m].type != TJ_ARRAY || d->node[m].len != 2 || d->node[x].type != TJ_STRING || d->node[y].type != TJ_STRING)
+      return err_set(e, EXIT_RUNTIME, "%s: model.merges[%zu] is %s, not a pair of strings", t->path, i, tj_kind(d, m));
+    if (tj_str(d, x, tmp, STR_MAX, &la) != 0 || tj_str(d, y, tmp + STR_MAX, STR_MAX, &lb) != 0)
+      return err_set(e, EXIT_RUNTIME, "%s: model.merges[%zu] is too long", t->path, i);
+    a = tmp;
+    b = tmp + STR_MAX;
   }
-  uint8_t ab[8 * TOK_TOKEN_MAX];
+  uint8_t ab[2 * STR_MAX];
   size_t na, nb;
   uint32_t bad;
-  if (strlen(a) > TOK_TOKEN_MAX * 4 || strlen(b) > TOK_TOKEN_MAX * 4 || bytelevel_decode(a, ab, &na, &bad) != 0 ||
-      bytelevel_decode(b, ab + na, &nb, &bad) != 0)
+  if (bytelevel_decode(a, la, ab, &na, &bad) != 0 || bytelevel_decode(b, lb, ab + na, &nb, &bad) != 0)
     return err_set(e, EXIT_RUNTIME, "%s: model.merges[%zu] is not a pair of byte-level tokens", t->path, i);
   r[0] = tok_rank_of(t, ab, na);
   r[1] = tok_rank_of(t, ab + na, nb);
   r[2] = tok_rank_of(t, ab, na + nb);
   if (r[0] == TOK_NO_RANK || r[1] == TOK_NO_RANK || r[2] == TOK_NO_RANK) {
-    char q1[64], q2[64];
+    char q1[64], q2[64], s1[STR_MAX], s2[STR_MAX];
+    snprintf(s1, sizeof s1, "%.*s", (int)la, a);
+    snprintf(s2, sizeof s2, "%.*s", (int)lb, b);
     return err_set(e, EXIT_RUNTIME, "%s: model.merges[%zu] ('%s' + '%s'): %s is not in model.vocab", t->path, i,
-                   quote_name(a, q1, sizeof q1), quote_name(b, q2, sizeof q2),
+                   quote_name(s1, q1, sizeof q1), quote_name(s2, q2, sizeof q2),
                    r[0] == TOK_NO_RANK ? "the left part" : r[1] == TOK_NO_RANK ? "the right part" : "the merged token");
   }
   return 0;
 }
 
 int tok_hf_check(const tok *t, void *json, err *e) {
-  const cJSON *merges = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(json, "model"), "merges");
+  const tj_doc *d = json;
+  uint32_t merges = tj_get(d, tj_get(d, TJ_ROOT, "model"), "merges");
   /* Ids are read as ranks, which is right only when the merges are in rank order (a merge's
    * priority in Hugging Face's BPE is its index); every token longer than one byte must also
    * be made by some merge, or the file was cut. */
@@ -248,10 +231,9 @@ int tok_hf_check(const tok *t, void *json, err *e) {
   uint32_t last = 0;
   size_t i = 0;
   int rc = 0;
-  const cJSON *m;
-  cJSON_ArrayForEach(m, merges) {
+  for (uint32_t m = tj_first(d, merges); m; m = d->node[m].next, i++) {
     uint32_t r[3];
-    if ((rc = merge_ranks(t, m, i, r, e)) != 0) break;
+    if ((rc = merge_ranks(t, d, m, i, r, e)) != 0) break;
     if (r[2] < last) {
       rc = err_set(e, EXIT_RUNTIME, "%s: model.merges[%zu] makes rank %u after rank %u: merges are not in rank order "
                    "(ids are read as tiktoken ranks)", t->path, i, r[2], last);
@@ -259,7 +241,6 @@ int tok_hf_check(const tok *t, void *json, err *e) {
     }
     last = r[2];
     made[r[2]] = 1;
-    i++;
   }
   for (uint32_t r = 0; rc == 0 && r < t->n_ranks; r++)
     if (!made[r] && t->off[r + 1] - t->off[r] > 1)
@@ -269,4 +250,8 @@ int tok_hf_check(const tok *t, void *json, err *e) {
   return rc;
 }
 
-void tok_hf_json_free(void *json) { cJSON_Delete(json); }
+void tok_hf_json_free(void *json) {
+  if (!json) return;
+  tj_free(json);
+  free(json);
+}

@@ -61,6 +61,37 @@ void tok_hf_json_free(void *json);
 uint32_t tok_byte_to_cp(uint8_t b);
 int tok_cp_to_byte(uint32_t cp);
 
+/* tok_json.c: JSON as a flat array of nodes pointing into the text (a 27 MB tokenizer.json
+ * costs about twice its size). Node 0 means "none"; the document's value is TJ_ROOT. A
+ * container's first child follows it (tj_first), siblings chain through next, and an object
+ * member's value carries the index of its key. Errors name the byte and line. */
+typedef enum { TJ_NULL, TJ_FALSE, TJ_TRUE, TJ_NUMBER, TJ_STRING, TJ_ARRAY, TJ_OBJECT } tj_type;
+typedef struct {
+  uint32_t type : 3, escaped : 1;
+  uint32_t off, len;                /* strings: raw text between the quotes; containers: len = count */
+  uint32_t next, key;
+} tj_node;
+typedef struct {
+  const char *src;
+  tj_node *node;
+  size_t n, cap;
+} tj_doc;
+#define TJ_ROOT 1
+int tj_parse(const char *path, const char *s, size_t n, tj_doc *d, err *e);
+void tj_free(tj_doc *d);
+/* "an object", "a string", ... or "missing" for node 0. */
+const char *tj_kind(const tj_doc *d, uint32_t i);
+/* Member of object obj by (unescaped) key; 0 if absent or obj is not an object. */
+uint32_t tj_get(const tj_doc *d, uint32_t obj, const char *key);
+/* First element (array) or first member value (object); 0 if none. */
+uint32_t tj_first(const tj_doc *d, uint32_t i);
+int tj_is_str(const tj_doc *d, uint32_t i, const char *s);
+/* Decoded string into buf[cap] (NUL-terminated, length in *len); -1 if node i is not a string,
+ * is too long, or holds \u0000 or a lone surrogate. */
+int tj_str(const tj_doc *d, uint32_t i, char *buf, size_t cap, size_t *len);
+/* An integral number in [0, max) -> *out; -1 otherwise. */
+int tj_index(const tj_doc *d, uint32_t i, double max, uint32_t *out);
+
 /* The o200k split pattern as tiktoken writes it (what tokenizer.json files carry). */
 extern const char tok_o200k_pattern[];
 int tok_regex_compile(tok *t, err *e);
