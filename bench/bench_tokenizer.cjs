@@ -1,9 +1,9 @@
 // The tiktoken side of bench/bench_tokenizer.sh: encode_ordinary of npm tiktoken 1.0.22 (WASM)
 // and js-tiktoken 1.0.21 on the same file, best and median MB/s of REPEAT runs, and the id count.
-//   node bench_tokenizer.cjs DEPS_NODE_MODULES TEXT_FILE REPEAT
+//   node bench_tokenizer.cjs DEPS_NODE_MODULES TEXT_FILE REPEAT [tiktoken|js-tiktoken]
 'use strict';
 const fs = require('fs');
-const [deps, file, rep] = process.argv.slice(2);
+const [deps, file, rep, only] = process.argv.slice(2);
 const repeat = +rep || 5;
 const buf = fs.readFileSync(file);
 const text = buf.toString('utf8');
@@ -20,10 +20,14 @@ function time(name, f, n) {
   console.log(`${name}: ${r[n - 1].toFixed(2)} MB/s best, ${r[n >> 1].toFixed(2)} MB/s median of ${n}; ${ids} ids`);
   return r[n - 1];
 }
-const { get_encoding } = require(`${deps}/tiktoken/tiktoken.cjs`);
-const enc = get_encoding('o200k_base');
-time('tiktoken 1.0.22 (WASM) encode_ordinary', (s) => enc.encode_ordinary(s), repeat);
-const { Tiktoken } = require(`${deps}/js-tiktoken/dist/lite.cjs`);
-const ranks = require(`${deps}/js-tiktoken/dist/ranks/o200k_base.cjs`);
-const js = new Tiktoken(ranks.default || ranks);
-time('js-tiktoken 1.0.21 encode', (s) => js.encode(s, [], []), Math.min(repeat, 2));
+if (only !== 'js-tiktoken') {
+  const { get_encoding } = require(`${deps}/tiktoken/tiktoken.cjs`);
+  const enc = get_encoding('o200k_base');
+  time('tiktoken 1.0.22 (WASM) encode_ordinary', (s) => enc.encode_ordinary(s), repeat);
+}
+if (only !== 'tiktoken') {
+  const { Tiktoken } = require(`${deps}/js-tiktoken/dist/lite.cjs`);
+  const ranks = require(`${deps}/js-tiktoken/dist/ranks/o200k_base.cjs`);
+  const js = new Tiktoken(ranks.default || ranks);
+  time('js-tiktoken 1.0.21 encode', (s) => js.encode(s, [], []), Math.min(repeat, 2));
+}
