@@ -14,7 +14,7 @@
 
 #define TOK_NO_RANK UINT32_MAX
 #define TOK_TOKEN_MAX 1024            /* bytes in one token (o200k's longest: 128) */
-#define TOK_FILE_MAX (512u << 20)     /* a vocabulary file larger than this is refused */
+#define TOK_FILE_MAX (128u << 20)     /* a vocabulary file larger than this is refused */
 
 struct tok {
   char *path;

@@ -8,6 +8,9 @@
 #include "tok_internal.h"
 
 #define TJ_DEPTH_MAX 256
+/* o200k's tokenizer.json has about 1.6 million values; this bounds the nodes (20 bytes each)
+ * a hostile file can make. */
+#define TJ_NODES_MAX (16u << 20)
 
 typedef struct {
   const char *s;
@@ -32,7 +35,8 @@ static int tj_new(tj_parser *p, tj_type type, uint32_t *idx) {
   tj_doc *d = p->d;
   if (d->n == d->cap) {
     size_t cap = d->cap ? 2 * d->cap : 4096;
-    if (cap > UINT32_MAX) return err_set(p->e, EXIT_RUNTIME, "%s: too many JSON values", p->path);
+    if (d->n >= TJ_NODES_MAX)
+      return err_set(p->e, EXIT_RUNTIME, "%s: more than %u JSON values (not a tokenizer.json?)", p->path, TJ_NODES_MAX);
     tj_node *nn = realloc(d->node, cap * sizeof *nn);
     if (!nn) return err_set(p->e, EXIT_RUNTIME, "%s: out of memory", p->path);
     d->node = nn;
