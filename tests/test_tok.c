@@ -355,6 +355,17 @@ static void test_corrupt_ranks(void) {
   free(v);
 }
 
+/* buf = src[0..n) with the first `from` replaced by `to`; returns the new length, 0 if absent. */
+static size_t replace_first(const char *src, size_t n, const char *from, const char *to, char *buf) {
+  const char *p = strstr(src, from);
+  if (!p) return 0;
+  size_t a = (size_t)(p - src), lf = strlen(from), lt = strlen(to);
+  memcpy(buf, src, a);
+  memcpy(buf + a, to, lt);
+  memcpy(buf + a + lt, p + lf, n - a - lf);
+  return n - lf + lt;
+}
+
 /* tokenizer.json made by the writer from a small vocabulary, then altered. */
 static void test_corrupt_json(void) {
   small_vocab *v = malloc(sizeof *v);
@@ -392,14 +403,9 @@ static void test_corrupt_json(void) {
       {"jspecvocab", "\"&\": 38,", "\"&\": 38, \"<|x|>\": 200006,", "which is the special token <|start|>"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const char *p = strstr(js.p, cases[i].from);
-    TU_CHECK(p != NULL, "%s: '%s' not in the file", cases[i].label, cases[i].from);
-    if (!p) continue;
-    size_t a = (size_t)(p - js.p), lf = strlen(cases[i].from), lt = strlen(cases[i].to);
-    memcpy(buf, js.p, a);
-    memcpy(buf + a, cases[i].to, lt);
-    memcpy(buf + a + lt, p + lf, js.n - a - lf);
-    expect_error(cases[i].label, buf, js.n - lf + lt, TOK_OPEN_PARTIAL, cases[i].want);
+    size_t m = replace_first(js.p, js.n, cases[i].from, cases[i].to, buf);
+    TU_CHECK(m > 0, "%s: '%s' not in the file", cases[i].label, cases[i].from);
+    if (m) expect_error(cases[i].label, buf, m, TOK_OPEN_PARTIAL, cases[i].want);
   }
   /* merges: swap the first two (rank order broken), drop the last (a token no merge makes) */
   {
@@ -422,14 +428,10 @@ static void test_corrupt_json(void) {
   /* JSON forms that mean the same: an escaped key, an integral number in exponent form */
   struct { const char *from, *to; } same[] = {{"\"&\": 38,", "\"\\u0026\": 38,"}, {"\"&\": 38,", "\"&\": 3.8e1,"}};
   for (size_t i = 0; i < 2; i++) {
-    const char *p = strstr(js.p, same[i].from);
-    size_t a = (size_t)(p - js.p), lf = strlen(same[i].from), lt = strlen(same[i].to);
-    memcpy(buf, js.p, a);
-    memcpy(buf + a, same[i].to, lt);
-    memcpy(buf + a + lt, p + lf, js.n - a - lf);
+    size_t m = replace_first(js.p, js.n, same[i].from, same[i].to, buf);
     tok *t3 = NULL;
     err_clear(&e);
-    TU_CHECK(tok_open_mem("jsame", buf, js.n - lf + lt, TOK_OPEN_PARTIAL, &t3, &e) == 0, "'%s': %s", same[i].to, e.msg);
+    TU_CHECK(m && tok_open_mem("jsame", buf, m, TOK_OPEN_PARTIAL, &t3, &e) == 0, "'%s': %s", same[i].to, e.msg);
     tok_close(t3);
   }
   struct { const char *label, *to, *want; } bad[] = {
@@ -437,12 +439,8 @@ static void test_corrupt_json(void) {
       {"jsur", "\"\\ud800\": 38,", "lone surrogate"}, {"jlit", "\"&\": tru,", "not valid JSON"},
       {"jctl", "\"\t\": 38,", "control character"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    const char *p = strstr(js.p, "\"&\": 38,");
-    size_t a = (size_t)(p - js.p), lf = strlen("\"&\": 38,"), lt = strlen(bad[i].to);
-    memcpy(buf, js.p, a);
-    memcpy(buf + a, bad[i].to, lt);
-    memcpy(buf + a + lt, p + lf, js.n - a - lf);
-    expect_error(bad[i].label, buf, js.n - lf + lt, TOK_OPEN_PARTIAL, bad[i].want);
+    size_t m = replace_first(js.p, js.n, "\"&\": 38,", bad[i].to, buf);
+    expect_error(bad[i].label, buf, m, TOK_OPEN_PARTIAL, bad[i].want);
   }
   expect_error("jtrunc", js.p, js.n / 2, TOK_OPEN_PARTIAL, "not valid JSON (at byte");
   memcpy(buf, js.p, js.n);
