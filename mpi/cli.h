@@ -58,5 +58,6 @@ int cmd_run(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_parity(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

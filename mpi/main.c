@@ -17,6 +17,7 @@ static const struct {
     {"run", cmd_run, "forward pass and greedy generation; optional HDF5 trace"},
     {"export", cmd_export, "write the checkpoint as an ONNX model (graph + external data)"},
     {"parity", cmd_parity, "routing-parity report: reference vs candidate, layer by layer"},
+    {"tokenize", cmd_tokenize, "text <-> o200k_harmony token ids, harmony chat prompts (no MPI)"},
 };
 
 static void usage(FILE *f) {

