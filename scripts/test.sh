@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite (what `make test` and CI run):
 #   1. the normal build and every ctest test (labels unit, mpi, golden, fault, slow, slurm, ...)
-#   2. an ASan + UBSan build and its tests labelled unit, export, parity and mpi (not slow or
+#   2. an ASan + UBSan build and its tests labelled unit, export, parity, mpi and tokenizer (not slow or
 #      slurm: those ran above), with leak detection on: the sanitizer options and the one
 #      suppression file (tests/lsan.supp: ONNX Runtime's CreateEnv block, Open MPI's own
 #      allocations) come from tests/CMakeLists.txt for every test
@@ -32,8 +32,8 @@ else
   echo "sanitizer run: LeakSanitizer is active (a deliberate 7-byte leak was reported): every test below is checked for leaks"
 fi
 rm -rf "$probe"
-step "ctest -L 'unit|export|parity|mpi' -LE 'slow|slurm' (build-asan/)"
-(cd build-asan && ctest -j "$JOBS" -L 'unit|export|parity|mpi' -LE 'slow|slurm' --output-on-failure --timeout 1500)
+step "ctest -L 'unit|export|parity|mpi|tokenizer' -LE 'slow|slurm' (build-asan/)"
+(cd build-asan && ctest -j "$JOBS" -L 'unit|export|parity|mpi|tokenizer' -LE 'slow|slurm' --output-on-failure --timeout 1500)
 
 step "fuzzers (${FUZZ_SECONDS}s each)"
 bash scripts/fuzz.sh build-fuzz "$FUZZ_SECONDS"

@@ -343,7 +343,8 @@ static int pread_full(int fd, void *buf, size_t n, off_t off) {
 
 int st_file_open(const char *path, st_file **out, err *e) {
   *out = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO under a *.safetensors name must be refused (below), not waited on */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return err_errno(e, errno, "%s: cannot open", path);
   struct stat sb;
   if (fstat(fd, &sb) != 0) {
