@@ -139,11 +139,10 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
   if (!a->per_stage && !a->onnx == !a->cand)
     return cli_usage_error("parity", "give exactly one of --onnx and --candidate");
   if (!a->report) return cli_usage_error("parity", "--report OUT.h5 is required");
-  if (a->job.ids_arg && a->job.ids_file)
-    return cli_usage_error("parity", "give at most one of --prompt-ids and --prompt-file");
-  if (!a->ref && !a->job.ids_arg && !a->job.ids_file)
-    return cli_usage_error("parity", "a prompt (--prompt-ids or --prompt-file) is needed to compute "
-                           "the reference (or give --reference T.h5)");
+  if (!a->ref && !a->job.ids_arg && !a->job.ids_file && !a->job.prompt_text && !a->job.chat_text)
+    return cli_usage_error("parity", "a prompt (--prompt-ids, --prompt-file, --prompt or --chat) is "
+                           "needed to compute the reference (or give --reference T.h5)");
+  if (fwd_job_check_prompt(&a->job, 0, &e) != 0) return cli_usage_error("parity", "%s", e.msg);
   return 0;
 }
 

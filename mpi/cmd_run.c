@@ -17,20 +17,27 @@
 #include "dist.h"
 #include "fwd_job.h"
 #include "log.h"
+#include "tok.h"
 #include "trace.h"
 
 static const char run_usage_head[] =
-    "usage: gptoss-mpi run CKPT (--prompt-ids 1,2,3 | --prompt-file F) [options]\n"
+    "usage: gptoss-mpi run CKPT (--prompt-ids 1,2,3 | --prompt-file F | --prompt TEXT | --chat TEXT)\n"
+    "                      [options]\n"
     "\n"
-    "Forward pass over the prompt, then greedy generation with a KV cache. Prints the\n"
-    "generated ids on stdout (one line, comma-separated).\n"
+    "Forward pass over the prompt, then greedy generation with a KV cache. Prints what was\n"
+    "generated on stdout: the text for a text prompt (--prompt, --chat; generation stops at\n"
+    "<|return|> or <|call|>), the ids (one line, comma-separated) for an id prompt.\n"
     "\n"
-    "  --trace OUT.h5        write every processed position's tensors (HDF5, atomic)\n";
+    "  --trace OUT.h5        write every processed position's tensors (HDF5, atomic)\n"
+    "  --print-ids           print the generated ids, whatever the prompt\n"
+    "  --print-text          print the generated text (needs a tokenizer), whatever the prompt\n";
 
-enum { OPT_TRACE = CLI_OPT_FIRST_COMMAND_OPT };
+enum { OPT_TRACE = CLI_OPT_FIRST_COMMAND_OPT, OPT_PRINT_IDS, OPT_PRINT_TEXT };
 
 typedef struct {
   const char *trace_path;
+  int print_ids, print_text;
+  int want_text;             /* print text (else ids) */
   fwd_job_opts job;
   cli_common cc;
 } run_args;
@@ -39,6 +46,8 @@ typedef struct {
 static int parse_args(int argc, char **argv, run_args *a, int *rc) {
   static const struct option longopts[] = {CLI_COMMON_LONGOPTS, FWD_JOB_LONGOPTS,
                                            {"trace", required_argument, 0, OPT_TRACE},
+                                           {"print-ids", no_argument, 0, OPT_PRINT_IDS},
+                                           {"print-text", no_argument, 0, OPT_PRINT_TEXT},
                                            {0, 0, 0, 0}};
   char usage[4096];
   snprintf(usage, sizeof usage, "%s" FWD_JOB_HELP, run_usage_head, "16");
@@ -57,6 +66,8 @@ static int parse_args(int argc, char **argv, run_args *a, int *rc) {
     if (f < 0) return cli_usage_error("run", "%s", e.msg);
     if (f > 0) continue;
     if (opt == OPT_TRACE) a->trace_path = optarg;
+    else if (opt == OPT_PRINT_IDS) a->print_ids = 1;
+    else if (opt == OPT_PRINT_TEXT) a->print_text = 1;
     else return cli_bad_option("run");
   }
   if (optind != argc - 1) return cli_usage_error("run", "expected one checkpoint directory");
@@ -67,8 +78,11 @@ static int parse_args(int argc, char **argv, run_args *a, int *rc) {
     a->job.outputs[0] = (outpath){a->trace_path, "--trace", OUTPATH_FILE};
     a->job.n_outputs = 1;
   }
-  if (!a->job.ids_arg == !a->job.ids_file)
-    return cli_usage_error("run", "give exactly one of --prompt-ids and --prompt-file");
+  a->job.want_tokenizer = a->print_text;
+  if (fwd_job_check_prompt(&a->job, 1, &e) != 0) return cli_usage_error("run", "%s", e.msg);
+  if (a->print_ids && a->print_text) return cli_usage_error("run", "give at most one of --print-ids and --print-text");
+  const int text_prompt = a->job.prompt_text || a->job.chat_text;
+  a->want_text = a->print_text || (text_prompt && !a->print_ids);
   return 0;
 }
 
@@ -96,6 +110,24 @@ static int write_trace(dist *d, const run_args *a, fwd_job *j, err *e) {
   return rc;
 }
 
+/* Rank 0: what was generated, on stdout: text (invalid UTF-8 replaced by U+FFFD, as tiktoken's
+ * errors="replace") or the ids. */
+static void print_generated(const run_args *a, const fwd_job *j) {
+  if (a->want_text && j->tok) {
+    tok_buf b = {0};
+    err e = {0};
+    if (tok_decode(j->tok, j->out_ids, (size_t)j->n_gen, TOK_TEXT_REPLACE, &b, &e) == 0)
+      fwrite(b.p ? b.p : "", 1, b.n, stdout);
+    else
+      log_warn("the generated ids could not be decoded: %s", e.msg);
+    tok_buf_free(&b);
+  } else {
+    for (int k = 0; k < j->n_gen; k++) printf("%s%d", k ? "," : "", j->out_ids[k]);
+  }
+  printf("\n");
+  fflush(stdout);
+}
+
 int cmd_run(int argc, char **argv) {
   dist d;
   if (dist_init(&argc, &argv, &d) != 0) {
@@ -110,11 +142,7 @@ int cmd_run(int argc, char **argv) {
     err e = {0};
     fwd_job j;
     if (fwd_job_run(&d, &a.job, &j, &e) == 0 && (!a.trace_path || write_trace(&d, &a, &j, &e) == 0)) {
-      if (d.rank == 0) {
-        for (int k = 0; k < j.n_new; k++) printf("%s%d", k ? "," : "", j.out_ids[k]);
-        printf("\n");
-        fflush(stdout);
-      }
+      if (d.rank == 0) print_generated(&a, &j);
       fwd_job_summary(&d, &j);
     } else {
       log_error("%s", e.msg);

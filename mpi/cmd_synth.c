@@ -13,7 +13,7 @@
 
 static const char synth_usage[] =
     "usage: gptoss-mpi synth OUT_DIR [--preset tiny|20b|120b] [--layers N] [--experts N]\n"
-    "                        [--seed S] [--layout original|hf]\n"
+    "                        [--vocab N] [--seed S] [--layout original|hf]\n"
     "\n"
     "Write a random checkpoint of real or tiny shape in the official layout (for demos, tests\n"
     "and benchmarks). OUT_DIR must not exist or be empty; it appears only when complete.\n"
@@ -21,11 +21,14 @@ static const char synth_usage[] =
     "  --preset P        tiny (default; the shape of golden case-a), 20b or 120b\n"
     "  --layers N        number of layers (default: the preset's)\n"
     "  --experts N       experts per layer (default: the preset's; top-k is clamped to N)\n"
+    "  --vocab N         vocabulary size (default: the preset's; 201088 = the full o200k_harmony\n"
+    "                    vocabulary, for text prompts on a small model)\n"
     "  --seed S          random seed, 0..2^64-1 (default 0); same seed = same bytes\n"
     "  --layout L        original (default: config.json, dtypes.json, *.safetensors) or hf\n"
     "                    (transformers config, index json, shards numbered from 0)\n";
 
-enum { OPT_PRESET = CLI_OPT_FIRST_COMMAND_OPT, OPT_LAYERS, OPT_EXPERTS, OPT_SEED, OPT_LAYOUT };
+enum { OPT_PRESET = CLI_OPT_FIRST_COMMAND_OPT, OPT_LAYERS, OPT_EXPERTS, OPT_SEED, OPT_LAYOUT,
+       OPT_VOCAB };
 
 static void on_progress(uint64_t done, uint64_t total, void *arg) {
   (void)total;
@@ -50,6 +53,7 @@ int cmd_synth(int argc, char **argv) {
       {"experts", required_argument, 0, OPT_EXPERTS},
       {"seed", required_argument, 0, OPT_SEED},
       {"layout", required_argument, 0, OPT_LAYOUT},
+      {"vocab", required_argument, 0, OPT_VOCAB},
       {0, 0, 0, 0}};
   cli_common cc;
   cli_common_init(&cc);
@@ -79,6 +83,11 @@ int cmd_synth(int argc, char **argv) {
         if (cli_parse_long(optarg, "--experts", 1, 100000, &v, &e) != 0)
           return cli_usage_error("synth", "%s", e.msg);
         o.n_experts = (int)v;
+        break;
+      case OPT_VOCAB:
+        if (cli_parse_long(optarg, "--vocab", 1, 1L << 24, &v, &e) != 0)
+          return cli_usage_error("synth", "%s", e.msg);
+        o.vocab = (int)v;
         break;
       case OPT_SEED:
         if (parse_seed(optarg, &o.seed) != 0)

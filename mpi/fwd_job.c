@@ -13,6 +13,7 @@
 int fwd_job_opts_init(fwd_job_opts *o, long default_max_tokens, err *e) {
   memset(o, 0, sizeof *o);
   o->max_tokens = default_max_tokens;
+  o->reasoning = TOK_REASONING_MEDIUM;
   o->threads = 1;
   o->progress_s = 10.0;
   const char *env = getenv("GPTOSS_THREADS");
@@ -28,6 +29,21 @@ int fwd_job_opt(fwd_job_opts *o, int opt, const char *arg, err *e) {
     case FWD_OPT_MAXLAYERS: return cli_parse_long(arg, "--max-layers", 1, 1000000, &o->max_layers, e) ? -1 : 1;
     case FWD_OPT_THREADS: return cli_parse_long(arg, "--threads", 1, 1024, &o->threads, e) ? -1 : 1;
     case FWD_OPT_STAGES: return cli_parse_long(arg, "--stages", 1, PLAN_MAX_STAGES, &o->stages, e) ? -1 : 1;
+    case FWD_OPT_PROMPT: o->prompt_text = arg; return 1;
+    case FWD_OPT_CHAT: o->chat_text = arg; return 1;
+    case FWD_OPT_SYSTEM: o->system_text = arg; return 1;
+    case FWD_OPT_TOKENIZER:
+      if (!*arg) return err_set(e, EXIT_USAGE, "--tokenizer: the path is empty"), -1;
+      o->tok_path = arg;
+      return 1;
+    case FWD_OPT_REASONING: {
+      tok_reasoning r;
+      if (tok_reasoning_parse(arg, &r) != 0)
+        return err_set(e, EXIT_USAGE, "--reasoning: '%s' is not low, medium or high", arg), -1;
+      o->reasoning = (int)r;
+      o->reasoning_given = 1;
+      return 1;
+    }
     case FWD_OPT_PREC:
       if (!strcmp(arg, "fp32")) o->precision = MODEL_FP32;
       else if (!strcmp(arg, "bf16")) o->precision = MODEL_BF16;
@@ -35,6 +51,60 @@ int fwd_job_opt(fwd_job_opts *o, int opt, const char *arg, err *e) {
       return 1;
     default: return 0;
   }
+}
+
+int fwd_job_check_prompt(const fwd_job_opts *o, int needed, err *e) {
+  const int n = !!o->ids_arg + !!o->ids_file + !!o->prompt_text + !!o->chat_text;
+  if (n > 1 || (needed && n == 0))
+    return err_set(e, EXIT_USAGE, "give exactly one of --prompt-ids, --prompt-file, --prompt and "
+                   "--chat");
+  if (!o->chat_text && (o->system_text || o->reasoning_given))
+    return err_set(e, EXIT_USAGE, "--system and --reasoning go with --chat");
+  if (o->tok_path && !o->prompt_text && !o->chat_text && !o->want_tokenizer)
+    return err_set(e, EXIT_USAGE, "--tokenizer goes with --prompt or --chat (or --print-text)");
+  return 0;
+}
+
+/* The prompt's ids: parsed (--prompt-ids, --prompt-file) or encoded by the checkpoint's tokenizer
+ * (--prompt, --chat), which then stays open in j->tok. Local (every rank does the same). */
+static int prompt_ids(const fwd_job_opts *o, fwd_job *j, const gpt_config *c, int32_t **ids,
+                      err *e) {
+  if (o->ids_arg || o->ids_file) {
+    if (o->want_tokenizer && tok_find(ckpt_dir(j->ck), o->tok_path, &j->tok, e) != 0) return -1;
+    return o->ids_arg ? cli_parse_ids(o->ids_arg, "--prompt-ids", c->vocab - 1, ids, &j->n_prompt, e)
+                      : cli_read_ids_file(o->ids_file, c->vocab - 1, ids, &j->n_prompt, e);
+  }
+  if (tok_find(ckpt_dir(j->ck), o->tok_path, &j->tok, e) != 0) return -1;
+  tok_ids v = {0};
+  int rc;
+  if (o->prompt_text) {
+    rc = tok_encode(j->tok, "--prompt", o->prompt_text, strlen(o->prompt_text), &v, e);
+  } else {
+    tok_chat ch;
+    tok_chat_init(&ch);
+    ch.reasoning = (tok_reasoning)o->reasoning;
+    ch.user = o->chat_text;
+    ch.user_len = strlen(o->chat_text);
+    if (o->system_text) {
+      ch.developer = o->system_text;
+      ch.developer_len = strlen(o->system_text);
+    }
+    rc = tok_chat_encode(j->tok, &ch, &v, e);
+  }
+  if (rc == 0 && v.n == 0) rc = err_set(e, EXIT_USAGE, "--prompt: the text is empty (no tokens)");
+  if (rc == 0 && v.n > 0x3fffffff) rc = err_set(e, EXIT_USAGE, "the prompt has too many tokens");
+  for (size_t i = 0; rc == 0 && i < v.n; i++)
+    if (v.ids[i] >= c->vocab)
+      rc = err_set(e, EXIT_USAGE, "%s: the tokenizer gives id %d (token %zu of the prompt), beyond "
+                   "the checkpoint's vocabulary of %d (vocab_size in %s)", tok_path(j->tok),
+                   v.ids[i], i, c->vocab, ckpt_config_path(j->ck));
+  if (rc == 0) {
+    *ids = v.ids;
+    j->n_prompt = (int)v.n;
+  } else {
+    tok_ids_free(&v);
+  }
+  return rc;
 }
 
 /* the ranks agree after every layer, so every rank's count is the job's */
@@ -85,8 +155,7 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
   if (dist_fault(d, "open", e) == 0) ckpt_open(o->ckpt, &j->ck, e);
   if (dist_agree(d, e) != 0) return -1;
   const gpt_config *c = ckpt_config(j->ck);
-  int id_rc = o->ids_arg ? cli_parse_ids(o->ids_arg, "--prompt-ids", c->vocab - 1, &ids, &j->n_prompt, e)
-                         : cli_read_ids_file(o->ids_file, c->vocab - 1, &ids, &j->n_prompt, e);
+  int id_rc = prompt_ids(o, j, c, &ids, e);
   if (id_rc == 0 && o->max_layers > c->n_layers)
     err_set(e, EXIT_USAGE, "--max-layers %ld: the checkpoint has %d layers", o->max_layers,
             c->n_layers);
@@ -176,8 +245,14 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
   int pos = j->n_prompt;
   progress_begin(&pr, d, 0, "decode", "tokens", (uint64_t)(j->n_new > 1 ? j->n_new - 1 : 0),
                  o->progress_s);
+  j->n_gen = j->n_new;
   for (int k = 0; k < j->n_new; k++) {
     j->out_ids[k] = next;
+    /* a text prompt's answer ends at <|return|> or <|call|> (every rank has the same id) */
+    if ((o->prompt_text || o->chat_text) && tok_is_stop(next)) {
+      j->n_gen = k + 1;
+      break;
+    }
     if (k == j->n_new - 1) break;
     j->seq[pos] = next;
     dist_fault(d, "decode", e); /* dfwd_step skips the work and agrees on the failure */
@@ -190,16 +265,22 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
   }
   progress_end(&pr);
   j->times.decode = log_now() - t0;
-  if (j->n_new > 1)
-    log_info("decode: %d steps in %.2f s (%.2f tok/s)", j->n_new - 1, j->times.decode,
-             (j->n_new - 1) / j->times.decode);
+  j->T_done = pos;
+  const int steps = pos - j->n_prompt;
+  if (steps > 0)
+    log_info("decode: %d steps in %.2f s (%.2f tok/s)%s", steps, j->times.decode,
+             steps / j->times.decode, j->n_gen < j->n_new ? "; stopped at the end of the answer" : "");
 
-  /* every stage's captured rows to rank 0 */
+  /* every stage's captured rows to rank 0 (the positions processed: fewer than planned when the
+   * answer ended early, so the trace holds exactly those) */
   if (o->tracing) {
     t0 = log_now();
-    log_info("== trace: gathering %d positions, %d layers on rank 0", j->T_all, j->n_layers);
-    if (dfwd_gather_capture(j->fw, j->T_all, e) != 0) return -1;
-    if (d->rank == 0) memcpy(j->tr.input_ids, j->seq, (size_t)j->T_all * sizeof *j->seq);
+    log_info("== trace: gathering %d positions, %d layers on rank 0", j->T_done, j->n_layers);
+    if (dfwd_gather_capture(j->fw, j->T_done, e) != 0) return -1;
+    if (d->rank == 0) {
+      memcpy(j->tr.input_ids, j->seq, (size_t)j->T_done * sizeof *j->seq);
+      j->tr.T = j->T_done; /* the buffers' first T_done rows */
+    }
     j->times.gather = log_now() - t0;
   }
   /* what was computed came from the files as they were opened */
@@ -233,6 +314,7 @@ void fwd_job_summary(dist *d, fwd_job *j) {
 }
 
 void fwd_job_free(fwd_job *j) {
+  tok_close(j->tok);
   dfwd_free(j->fw);
   if (j->have_trace) trace_free(&j->tr);
   free(j->out_ids);

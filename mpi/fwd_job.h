@@ -16,12 +16,20 @@
 #include "ckpt.h"
 #include "dist.h"
 #include "outpath.h"
+#include "tok.h"
 #include "dist_forward.h"
 #include "model.h"
 #include "trace.h"
 
 typedef struct {
   const char *ckpt, *ids_arg, *ids_file;
+  /* text prompts (tokenizer/tok.h): --prompt TEXT (ordinary text) or --chat TEXT (a harmony
+   * conversation: system message with --reasoning, optional developer message --system, the user
+   * message, then <|start|>assistant); --tokenizer F overrides the vocabulary search */
+  const char *prompt_text, *chat_text, *system_text, *tok_path;
+  int reasoning;               /* tok_reasoning, default medium */
+  int reasoning_given;
+  int want_tokenizer;          /* open the tokenizer for an id prompt too (to print text) */
   long max_tokens;             /* new tokens (default 16) */
   long max_layers;             /* 0 = all */
   long stages;                 /* 0 = the plan's default */
@@ -38,7 +46,8 @@ typedef struct {
 } fwd_job_opts;
 
 enum { FWD_OPT_IDS = 1200, FWD_OPT_FILE, FWD_OPT_MAXTOK, FWD_OPT_MAXLAYERS, FWD_OPT_PREC,
-       FWD_OPT_STAGES, FWD_OPT_THREADS };
+       FWD_OPT_STAGES, FWD_OPT_THREADS, FWD_OPT_PROMPT, FWD_OPT_CHAT, FWD_OPT_SYSTEM,
+       FWD_OPT_REASONING, FWD_OPT_TOKENIZER };
 
 #define FWD_JOB_LONGOPTS                                                                     \
   {"prompt-ids", required_argument, 0, FWD_OPT_IDS},                                         \
@@ -47,11 +56,22 @@ enum { FWD_OPT_IDS = 1200, FWD_OPT_FILE, FWD_OPT_MAXTOK, FWD_OPT_MAXLAYERS, FWD_
       {"max-layers", required_argument, 0, FWD_OPT_MAXLAYERS},                               \
       {"precision", required_argument, 0, FWD_OPT_PREC},                                     \
       {"stages", required_argument, 0, FWD_OPT_STAGES},                                      \
-      {"threads", required_argument, 0, FWD_OPT_THREADS}
+      {"threads", required_argument, 0, FWD_OPT_THREADS},                                    \
+      {"prompt", required_argument, 0, FWD_OPT_PROMPT},                                      \
+      {"chat", required_argument, 0, FWD_OPT_CHAT},                                          \
+      {"system", required_argument, 0, FWD_OPT_SYSTEM},                                      \
+      {"reasoning", required_argument, 0, FWD_OPT_REASONING},                                \
+      {"tokenizer", required_argument, 0, FWD_OPT_TOKENIZER}
 
 #define FWD_JOB_HELP                                                                         \
   "  --prompt-ids IDS      comma-separated token ids\n"                                      \
   "  --prompt-file F       file of token ids (commas and/or whitespace)\n"                   \
+  "  --prompt TEXT         text, encoded as ordinary text (o200k_harmony; no special tokens)\n" \
+  "  --chat TEXT           a user message in a harmony conversation (default system message,\n" \
+  "                        then <|start|>assistant); with --reasoning low|medium|high (default\n" \
+  "                        medium) and --system TEXT (a developer message \"# Instructions\")\n" \
+  "  --tokenizer F         tokenizer.json or o200k_base.tiktoken (default: found beside the\n"  \
+  "                        checkpoint or at its repository root; docs/tokenizer.md)\n"        \
   "  --max-tokens N        new tokens to generate (default %s; 0 = prefill only)\n"          \
   "  --max-layers N        run only the first N layers, then final norm + unembedding\n"     \
   "  --precision P         fp32 (default) or bf16 (emulates the reference's bf16 rounding)\n" \
@@ -61,6 +81,10 @@ enum { FWD_OPT_IDS = 1200, FWD_OPT_FILE, FWD_OPT_MAXTOK, FWD_OPT_MAXLAYERS, FWD_
   "                        Results are bitwise identical across rank counts for a fixed N\n"
 
 /* Defaults (threads from $GPTOSS_THREADS). -1 with a usage error if that variable is bad. */
+/* The prompt options given: exactly one of --prompt-ids, --prompt-file, --prompt, --chat (0 ok,
+ * else -1 with a usage message); --system and --reasoning only with --chat. `needed` 0: no
+ * prompt is also fine (parity with --reference). Local. */
+int fwd_job_check_prompt(const fwd_job_opts *o, int needed, err *e);
 int fwd_job_opts_init(fwd_job_opts *o, long default_max_tokens, err *e);
 /* Handle one of FWD_JOB_LONGOPTS: 1 handled, 0 not ours, -1 usage error in e. Local. */
 int fwd_job_opt(fwd_job_opts *o, int opt, const char *arg, err *e);
@@ -71,7 +95,11 @@ typedef struct {
 
 typedef struct {
   ckpt *ck;                    /* the open checkpoint (every rank) */
+  tok *tok;                    /* the tokenizer of a text prompt (every rank), NULL for ids */
   int n_prompt, n_new, T_all, n_layers;
+  int n_gen;                   /* ids generated (n_new, or fewer when a text prompt's generation
+                                * reached <|return|> or <|call|>); T_done = positions processed */
+  int T_done;
   int32_t *seq;                /* [T_all] prompt, then generated ids that were processed */
   int32_t *out_ids;            /* [n_new] generated ids */
   trace tr;                    /* rank 0 with tracing: the whole trace (input_ids filled) */

@@ -73,7 +73,7 @@ static int stage_run(const fwd_job *j, const stage_range *sr, int s, const parit
     snprintf(dir, sizeof dir, "%s/.parity-stage%d.tmp.%ld", o->tmp_parent, s, pid0);
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     export_opts eo = {.dense = EXPORT_DENSE_BF16, .layer0 = sr->layer0, .n_layers = sr->layer1,
-                      .sub_model = 1, .sub_head = sr->head, .max_positions = j->T_all,
+                      .sub_model = 1, .sub_head = sr->head, .max_positions = j->T_done,
                       .expose_routing = 1, .expose_hidden = 1};
     if (guard_add_output(dir) != 0) /* removed if the job is stopped */
       rc = err_set(e, EXIT_RUNTIME, "too many outputs staged at once");
@@ -90,7 +90,7 @@ static int stage_run(const fwd_job *j, const stage_range *sr, int s, const parit
   if (rc == 0) rc = ort_open(o->ort_lib, &rt, e);
   if (rc == 0) {
     snprintf(ort_ver, vl, "%s", ort_version(rt));
-    rc = ort_trace_run_stage(rt, path, c, sr->layer0, sr->layer1, sr->head, hin, j->T_all, 0, st, e);
+    rc = ort_trace_run_stage(rt, path, c, sr->layer0, sr->layer1, sr->head, hin, j->T_done, 0, st, e);
   }
   ort_close(rt);
   if (made) {
@@ -142,7 +142,7 @@ static void gather_stage(dist *d, const stage_range *sr, const trace *st, trace 
 int parity_stage_candidate(dist *d, const fwd_job *j, const parity_stage_opts *o, trace *cand,
                            char *desc, size_t desc_len, err *e) {
   const gpt_config *c = ckpt_config(j->ck);
-  const int T = j->T_all;
+  const int T = j->T_done;
   const size_t D = (size_t)c->hidden;
   stage_range *sr = calloc((size_t)d->plan.n_stages, sizeof *sr);
   float *hin = NULL;

@@ -84,10 +84,11 @@ int synth_config(const synth_opts *o, gpt_config *c, err *e) {
     c->hidden = 64; c->intermediate = 96; c->head_dim = 16;
     c->n_heads = 8; c->n_kv_heads = 2; c->sliding_window = 8;
   }
-  if (o->n_layers < 0 || o->n_experts < 0)
-    return err_set(e, EXIT_USAGE, "synth: layer and expert counts must be positive");
+  if (o->n_layers < 0 || o->n_experts < 0 || o->vocab < 0)
+    return err_set(e, EXIT_USAGE, "synth: layer, expert and vocabulary counts must be positive");
   if (o->n_layers > 0) c->n_layers = o->n_layers;
   if (o->n_experts > 0) c->n_experts = o->n_experts;
+  if (o->vocab > 0) c->vocab = o->vocab;
   if (c->top_k > c->n_experts) c->top_k = c->n_experts;
   return config_validate(c, "synth", e);
 }

@@ -39,6 +39,8 @@ typedef struct {
   synth_preset preset;
   int n_layers;              /* 0 = the preset's */
   int n_experts;             /* 0 = the preset's; top-k is clamped to it */
+  int vocab;                 /* 0 = the preset's (e.g. 201088 with the tiny preset: a small model
+                              * with the full o200k_harmony vocabulary, for text tests) */
   uint64_t seed;
   ckpt_layout layout;
   int sparse;                /* tests only: write headers, leave data as holes (ftruncate) */

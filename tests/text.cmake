@@ -1,0 +1,5 @@
+# Text prompts and generated text through `run` (tests/text_test.py) against tiktoken (npm).
+add_test(NAME text_run COMMAND ${PY3} ${CMAKE_CURRENT_SOURCE_DIR}/text_test.py ${GPTOSS_BIN}
+         ${CMAKE_CURRENT_BINARY_DIR}/text-work)
+set_tests_properties(text_run PROPERTIES LABELS "tokenizer;golden" TIMEOUT 600
+  ENVIRONMENT "TOK_DEPS=${PROJECT_SOURCE_DIR}/.deps/tok/node_modules;TOK_RANKS=${PROJECT_SOURCE_DIR}/.deps/tok/node_modules/gpt-tokenizer/data/o200k_base.tiktoken")
