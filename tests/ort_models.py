@@ -9,6 +9,9 @@ ort_models.py OUT_DIR writes:
                    folding removes it from level 1 (basic) on, which the test observes).
   tiny_ext.onnx    the same graph with every initializer in tiny_ext.bin (external data)
   two_inputs.onnx  input_ids + a second input (ort_run_ids must refuse it)
+  cache.onnx       past float [batch, 2, past, 3] and new int64 [batch, 2, sequence, 3] ->
+                   present = Concat(past, Cast(new, float), axis 2) [batch, 2, total, 3]:
+                   ort_run with several inputs of two types and an empty (past = 0) tensor
   garbage.onnx     bytes that are not a protobuf ModelProto
 Values are multiples of 1/8 and 1/4 so every product and sum is exact in fp32: the C test
 recomputes them with the same formulas (table_val, w_val) and compares exactly.
@@ -65,6 +68,18 @@ def graph(two_inputs=False):
     return m
 
 
+def cache_graph():
+    nodes = [helper.make_node("Cast", ["new"], ["new_f"], name="/cast", to=TensorProto.FLOAT),
+             helper.make_node("Concat", ["past", "new_f"], ["present"], name="/concat", axis=2)]
+    inputs = [helper.make_tensor_value_info("past", TensorProto.FLOAT, ["batch", 2, "past", 3]),
+              helper.make_tensor_value_info("new", TensorProto.INT64, ["batch", 2, "sequence", 3])]
+    outputs = [helper.make_tensor_value_info("present", TensorProto.FLOAT, ["batch", 2, "total", 3])]
+    m = helper.make_model(helper.make_graph(nodes, "cache", inputs, outputs),
+                          producer_name="gptoss-mpi-tests", opset_imports=[helper.make_opsetid("", 23)])
+    m.ir_version = 10
+    return m
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -72,6 +87,7 @@ def main():
     onnx.save_model(graph(), os.path.join(out, "tiny_ext.onnx"), save_as_external_data=True,
                     all_tensors_to_one_file=True, location="tiny_ext.bin", size_threshold=0)
     onnx.save_model(graph(two_inputs=True), os.path.join(out, "two_inputs.onnx"))
+    onnx.save_model(cache_graph(), os.path.join(out, "cache.onnx"))
     with open(os.path.join(out, "garbage.onnx"), "wb") as f:
         f.write(b"\xff\xff\xff\xff not an onnx model \x00\x01" * 16)
 
