@@ -27,6 +27,7 @@
 #include "ckpt.h"
 #include "cli.h"
 #include "dist.h"
+#include "export_client.h"
 #include "export_graph.h"
 #include "export_layout.h"
 #include "export_write.h"
@@ -35,9 +36,11 @@
 static const char export_usage[] =
     "usage: gptoss-mpi export CKPT --output DIR [options]\n"
     "\n"
-    "Write the checkpoint as a standard ONNX model (opset 23, IR 11): DIR/model.onnx (graph,\n"
-    "no weights) and its external data, written in parallel by every rank. DIR must not exist\n"
-    "or be empty; it appears only when the export is complete.\n"
+    "Write the checkpoint as a standard ONNX model (opset 23, IR 11): a decoder with a KV\n"
+    "cache, DIR/onnx/model.onnx (graph, no weights) and its external data, written in parallel\n"
+    "by every rank, and the files clients read beside it (config.json, generation_config.json,\n"
+    "genai_config.json, the checkpoint's tokenizer files). DIR must not exist or be empty; it\n"
+    "appears only when the export is complete.\n"
     "\n"
     "  --output DIR          output directory\n"
     "  --weights W           mxfp4 (default: experts stay MXFP4 bytes, decoded in the graph)\n"
@@ -47,9 +50,10 @@ static const char export_usage[] =
     "                        tensor whose fp32 copy exceeds ORT's 1 GiB folding limit, i.e. the\n"
     "                        unembedding of the real models); see docs/export.md\n"
     "  --max-layers N        export only the first N layers, then final norm + unembedding\n"
-    "  --layers A:B          a sub-model of layers [A, B): input hidden_in and output\n"
-    "                        hidden_out [batch, sequence, D] (+ logits when B is the last\n"
-    "                        layer); exposed outputs keep the global layer numbers\n"
+    "  --layers A:B          a prefill-only sub-model of layers [A, B) (no cache): input\n"
+    "                        hidden_in and output hidden_out [batch, sequence, D] (+ logits\n"
+    "                        when B is the last layer); exposed outputs keep the global layer\n"
+    "                        numbers\n"
     "  --expose LIST         extra outputs per layer: routing, hidden or routing,hidden\n"
     "  --data-files F        single (default: one model.onnx.data, identical bytes for every\n"
     "                        rank count) or per-rank (model.onnx.data.<rank>)\n"
@@ -284,9 +288,11 @@ static int make_tmp(const export_args *a, const export_layout *L, char *tmp, siz
   snprintf(tmp, len, "%s/.%s.tmp.%ld", dirname(c1), basename(c2), (long)getpid());
   if (mkdir(tmp, 0755) != 0) return err_errno(e, errno, "%s: cannot create the temporary directory", tmp);
   *created = 1;
+  if (export_dir_init(tmp, e) != 0) return -1;
   if (L->o.per_rank_files) return 0;
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s", tmp, EXPORT_DATA_FILE);
+  char path[PATH_MAX], f[64];
+  export_layout_file_name(L, 0, f, sizeof f);
+  snprintf(path, sizeof path, "%s/%s", tmp, f);
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return err_errno(e, errno, "%s: cannot create", path);
   int rc = ftruncate(fd, (off_t)L->file_bytes[0]) != 0 ? err_errno(e, errno, "%s: cannot size", path) : 0;
@@ -373,9 +379,10 @@ static int export_dist(dist *d, const export_args *a, err *e) {
 
   /* graph: rank 0, once every rank has written and synced its part */
   t0 = log_now();
-  log_info("== graph: %s/model.onnx", tmp);
-  if (export_fault(d, "export-graph", e) == 0 && d->rank == 0)
-    export_graph_write(&L, tmp, &graph_bytes, &n_nodes, e);
+  log_info("== graph: %s/%s", tmp, EXPORT_MODEL_FILE);
+  if (export_fault(d, "export-graph", e) == 0 && d->rank == 0 &&
+      export_graph_write(&L, tmp, &graph_bytes, &n_nodes, e) == 0)
+    export_client_files_write(&L, ck, tmp, NULL, e);
   if (dist_agree(d, e) != 0) goto out;
   t_graph = log_now() - t0;
 
