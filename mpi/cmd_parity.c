@@ -44,7 +44,7 @@ static const char parity_usage[] =
     "                         then one decode step per further position through the KV cache,\n"
     "                         on the reference's token ids\n"
     "  --prefill N            positions in the prefill call (default: the prompt; with\n"
-    "                         --reference, every position of the trace)\n"
+    "                         --reference and no prompt, every position of the trace)\n"
     "  --per-stage            for models too large for one process: every pipeline stage's\n"
     "                         layers are exported as a sub-model (hidden state in and out) and\n"
     "                         run in ONNX Runtime by the stage's leader on the reference state\n"
@@ -217,21 +217,35 @@ static int candidate_trace(const parity_args *a, const ckpt *ck, const trace *re
     snprintf(desc, dl, "%s", a->cand);
     return read_trace_arg(a->cand, cand, e);
   }
+  char model[4096];
+  if (ort_trace_model_path(a->onnx, model, sizeof model, e) != 0) return -1;
+  /* a reference file: the prompt, when given, is the prefill (it must start the trace) */
+  if (a->ref && (a->job.ids_arg || a->job.ids_file)) {
+    int32_t *p = NULL;
+    const int64_t max_id = ckpt_config(ck)->vocab - 1;
+    if ((a->job.ids_arg ? cli_parse_ids(a->job.ids_arg, "--prompt-ids", max_id, &p, &n_prompt, e)
+                        : cli_read_ids_file(a->job.ids_file, max_id, &p, &n_prompt, e)) != 0)
+      return -1;
+    int prefix = n_prompt <= ref->T;
+    for (int t = 0; prefix && t < n_prompt; t++) prefix = p[t] == ref->input_ids[t];
+    free(p);
+    if (!prefix)
+      return err_set(e, EXIT_USAGE, "the prompt (%d ids) is not the start of the reference's %d "
+                     "ids", n_prompt, ref->T);
+  } else if (a->ref) {
+    n_prompt = ref->T;
+  }
+  const int n_prefill = a->prefill ? (int)a->prefill : n_prompt;
+  if (n_prefill > ref->T)
+    return err_set(e, EXIT_USAGE, "--prefill %d: the reference has %d positions", n_prefill, ref->T);
   ort_runtime *rt = NULL;
   if (ort_open(a->ort_lib, &rt, e) != 0) return -1;
-  snprintf(desc, dl, "ONNX Runtime %s: %s", ort_version(rt), a->onnx);
+  snprintf(desc, dl, "ONNX Runtime %s: %s", ort_version(rt), model);
   log_info("== candidate: %s on %d positions", desc, ref->T);
-  char model[4096];
-  const int n_prefill = a->prefill ? (int)a->prefill : a->ref ? ref->T : n_prompt;
-  int rc = ort_trace_model_path(a->onnx, model, sizeof model, e);
-  if (rc == 0 && n_prefill > ref->T)
-    rc = err_set(e, EXIT_USAGE, "--prefill %d: the reference has %d positions", n_prefill, ref->T);
-  if (rc == 0) {
-    log_info("   prefill of %d position%s, then %d decode step%s", n_prefill, n_prefill > 1 ? "s" : "",
-             ref->T - n_prefill, ref->T - n_prefill == 1 ? "" : "s");
-    rc = ort_trace_run(rt, model, ckpt_config(ck), ref->n_layers, ref->input_ids, ref->T,
-                       n_prefill, 0, cand, e);
-  }
+  log_info("   prefill of %d position%s, then %d decode step%s", n_prefill, n_prefill > 1 ? "s" : "",
+           ref->T - n_prefill, ref->T - n_prefill == 1 ? "" : "s");
+  int rc = ort_trace_run(rt, model, ckpt_config(ck), ref->n_layers, ref->input_ids, ref->T,
+                         n_prefill, 0, cand, e);
   ort_close(rt);
   return rc;
 }
