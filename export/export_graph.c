@@ -175,6 +175,44 @@ static const char *attn_block(gctx *x, int l, const char *xin) {
   return xo;
 }
 
+/* ------------------------------------------------------------------ the head */
+
+/* logits [B*S, V] = x · unembedding.weightᵀ. A bf16 weight whose fp32 copy would exceed ONNX
+ * Runtime's constant-folding limit (EXPORT_FOLD_LIMIT: the real models' 201088 x 2880) is used in
+ * row chunks under the limit, Slice + Cast each: ORT folds every chunk to fp32 once at session
+ * creation, instead of casting the whole table at every call (a second per decode step at 20B
+ * widths); the logits are the chunks' Gemms concatenated. The bytes on disk stay bf16. */
+static const char *unembedding(gctx *x, const char *hn) {
+  const long i = export_layout_find(x->L, "unembedding.weight");
+  const exl_tensor *t = i >= 0 ? &x->L->t[i] : NULL;
+  const uint64_t f32_bytes = t ? (uint64_t)t->dims[0] * (uint64_t)t->dims[1] * 4 : 0;
+  if (!t || t->dtype != ONNX_BFLOAT16 || f32_bytes <= EXPORT_FOLD_LIMIT)
+    return linear(x, "/unembedding", hn, "unembedding.weight", NULL);
+  onnx_graph *g = x->root;
+  const int64_t V = t->dims[0];
+  const int n = (int)((f32_bytes + EXPORT_FOLD_LIMIT - 1) / EXPORT_FOLD_LIMIT);
+  const int64_t rows = (V + n - 1) / n, zero = 0;
+  const char **parts = calloc((size_t)n, sizeof *parts); /* names in the arena; the array here */
+  for (int k = 0; parts && k < n; k++) {
+    char scope[64];
+    snprintf(scope, sizeof scope, "/unembedding/chunk%d", k);
+    const int64_t r0 = k * rows, r1 = r0 + rows < V ? r0 + rows : V;
+    const char *w = gx_op(x, g, scope, "Slice", NULL,
+                          IN("unembedding.weight", gx_i64(x, 1, &r0), gx_i64(x, 1, &r1), gx_i64(x, 1, &zero)), NULL);
+    const char *wf = gx_op_i(x, g, scope, "Cast", NULL, "to", ONNX_FLOAT, IN(w));
+    onnx_node *nd;
+    parts[k] = gx_op(x, g, scope, "Gemm", NULL, IN(hn, wf), &nd);
+    onnx_node_attr_int(nd, "transB", 1);
+  }
+  if (!parts) return NULL;
+  const char *name = onnx_graph_strf(g, "/unembedding/Concat");
+  const char *out = onnx_graph_strf(g, "/unembedding/Concat_output_0");
+  onnx_node *nd = name && out ? onnx_graph_add_node(g, "Concat", name, n, parts, 1, &out) : NULL;
+  onnx_node_attr_int(nd, "axis", 1);
+  free(parts);
+  return nd ? out : NULL;
+}
+
 /* ------------------------------------------------------------------ the model */
 
 const gx_target export_target_standard = {"standard", export_attn_core, export_moe_block};
@@ -257,7 +295,7 @@ int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
     gx_op_named(x, g, "/hidden_out", "Reshape", NULL, "hidden_out", IN(h, x->shape_d), NULL);
   if (export_layout_has_head(L)) {
     const char *hn = gx_rmsnorm(x, "/norm", h, "norm.scale");
-    const char *lg = linear(x, "/unembedding", hn, "unembedding.weight", NULL);
+    const char *lg = unembedding(x, hn);
     gx_op_named(x, g, "/unembedding", "Reshape", NULL, "logits", IN(lg, x->shape_v), NULL);
   }
   free(x);
