@@ -39,7 +39,7 @@ done
 cut -d, -f1-"$P" "$WORK/ids.txt" > "$WORK/prompt.txt"
 out=$( { /usr/bin/time -v mpirun -np 1 --bind-to none "$BIN" run "$CK" --prompt-file "$WORK/prompt.txt" \
            --max-tokens $((STEPS + 1)) --threads 2 -v > "$WORK/run-ids.txt"; } 2>&1 )
-echo "gptoss_run: $(grep -E '^(prefill|decode): ' <<<"$out" | tr '\n' ' ')"
+echo "gptoss_run: $(grep -E '^(prefill|decode): [0-9]+ (tokens|steps) in ' <<<"$out" | tr '\n' ' ')"
 echo "gptoss_run_peak_rss_MiB (mpirun's children, /usr/bin/time): $(( $(grep 'Maximum resident' <<<"$out" | awk '{print $NF}') / 1024 ))"
 grep -E 'peak RSS' <<<"$out" | sed 's/^/  /' || true
 for dense in bf16 auto; do

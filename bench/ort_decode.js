@@ -47,6 +47,8 @@ async function call(s, ids, a, b, past) {
 }
 
 const median = (v) => { const s = [...v].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
+// process CPU time (user + system, all threads): the amount of work, whatever else runs
+const cpu = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6; };
 
 (async () => {
   const ids = fs.readFileSync(idsFile, 'utf8').trim().split(/[,\s]+/).map(Number);
@@ -54,38 +56,45 @@ const median = (v) => { const s = [...v].sort((x, y) => x - y); return s[Math.fl
   const s = await ort.InferenceSession.create(model, {
     intraOpNumThreads: Number(threads), interOpNumThreads: 1, graphOptimizationLevel: 'all'});
   const create = now() - t;
-  const c0 = process.cpuUsage();
+  const c0 = cpu();
   const times = [];
   let line = `create_s ${create.toFixed(2)}`, tail = '';
   if (mode === 'cache') {
     t = now();
-    const seq = ids.slice(0, P), gen = [];
+    let u = cpu();
+    const seq = ids.slice(0, P), gen = [], cpus = [];
     let past = await call(s, seq, 0, P, emptyPast(s));
-    const prefill = now() - t;
+    const prefill = now() - t, prefill_cpu = cpu() - u;
     for (let k = 0; k < N; k++) {
       gen.push(past.greedy);
       seq.push(past.greedy);
       delete past.greedy;
       t = now();
+      u = cpu();
       past = await call(s, seq, P + k, P + k + 1, past);
       times.push(now() - t);
+      cpus.push(cpu() - u);
     }
     gen.push(past.greedy);
-    line += ` prefill${P}_s ${prefill.toFixed(2)} steps ${N} step_median_s ${median(times).toFixed(3)}` +
-            ` step_min_s ${Math.min(...times).toFixed(3)} step_max_s ${Math.max(...times).toFixed(3)}` +
+    line += ` prefill${P}_s ${prefill.toFixed(2)} (cpu ${prefill_cpu.toFixed(1)}) steps ${N}` +
+            ` step_median_s ${median(times).toFixed(3)} step_min_s ${Math.min(...times).toFixed(3)}` +
+            ` step_max_s ${Math.max(...times).toFixed(3)} step_cpu_median_s ${median(cpus).toFixed(3)}` +
             ` cache_len ${past['past_key_values.0.key'].dims[2]}`;
     tail = ` ids ${gen.join(',')}`;
   } else {
+    const cpus = [];
     for (let k = 1; k <= N; k++) {
       t = now();
+      const u = cpu();
       await call(s, ids, 0, P + k, emptyPast(s));
       times.push(now() - t);
+      cpus.push(cpu() - u);
     }
     line += ` reprefill_from ${P + 1} n ${N} per_token_median_s ${median(times).toFixed(2)}` +
-            ` min_s ${Math.min(...times).toFixed(2)} max_s ${Math.max(...times).toFixed(2)}`;
+            ` min_s ${Math.min(...times).toFixed(2)} max_s ${Math.max(...times).toFixed(2)}` +
+            ` per_token_cpu_median_s ${median(cpus).toFixed(2)}`;
   }
-  const c1 = process.cpuUsage(c0);
-  line += ` cpu_s ${((c1.user + c1.system) / 1e6).toFixed(1)} VmHWM_MiB ${status('VmHWM').toFixed(0)}` +
+  line += ` cpu_s ${(cpu() - c0).toFixed(1)} VmHWM_MiB ${status('VmHWM').toFixed(0)}` +
           ` RssAnon_MiB ${status('RssAnon').toFixed(0)} RssFile_MiB ${status('RssFile').toFixed(0)}`;
   console.log(line + tail);
 })().catch((e) => { console.error(e.message || e); process.exit(1); });
