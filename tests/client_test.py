@@ -17,27 +17,15 @@ import subprocess
 import sys
 import time
 
+from harness import ENV, check, counts, finish
 from synth_ckpt import config, write_checkpoint
 
 BIN, TJS, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 GOLDEN = os.environ.get("GOLDEN", os.path.join(os.path.dirname(__file__), "golden", "case-a"))
 GEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tjs_generate.mjs")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
-ENV.pop("GPTOSS_FAULT", None)
 EOS = {200002, 199999, 200012}
 PAD = 0
 N_NEW = 16
-fails = checks = 0
-
-
-def check(cond, what):
-    global fails, checks
-    checks += 1
-    if not cond:
-        fails += 1
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def mpirun(np_, *args):
@@ -142,10 +130,10 @@ def main():
         V, W = cfg["vocab_size"], cfg["sliding_window"]
         check(lens[0] > W, f"{name}: the prompt must be longer than the window")
         case(name, ck, [ids(lens[0], 37, 11 + k, V), ids(lens[1], 53, 5 + k, V)])
-    print(f"client_test: {checks - fails} passed, {fails} failed in {time.time() - t0:.1f} s")
-    if not fails:
+    print(f"client_test: {time.time() - t0:.1f} s")
+    if not counts["fails"]:
         shutil.rmtree(WORK, ignore_errors=True)
-    sys.exit(1 if fails else 0)
+    sys.exit(finish("client_test"))
 
 
 main()

@@ -21,19 +21,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from harness import ENV, check, finish
+
 BIN, GOLDEN, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 CKPT = os.path.join(GOLDEN, "original")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
-fails = checks = 0
-
-
-def check(cond, what):
-    global fails, checks
-    checks += 1
-    if not cond:
-        fails += 1
-        print("FAIL:", what)
 
 
 def run(np_, *args):
@@ -238,5 +229,4 @@ check(rc == 1 and "input 'hidden_in'" in err and "not one a decoder client feeds
       f"sub-model as --onnx: exit {rc}: {err[-300:]}")
 check(not os.path.exists(rep), "no report for a refused model")
 
-print(f"parity_onnx: {checks - fails} passed, {fails} failed")
-sys.exit(1 if fails else 0)
+sys.exit(finish("parity_onnx"))

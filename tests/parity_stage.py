@@ -23,22 +23,12 @@ import h5py
 import numpy as np
 import onnx
 
+from harness import ENV, check, finish
+
 BIN, GOLDEN, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 CKPT = os.path.join(GOLDEN, "original")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
-ENV.pop("GPTOSS_FAULT", None)
 ERR_TOL = 1e-6     # per-layer relative errors and weight differences: per-stage vs whole-model
 ROUTER_TOL = 4e-6  # router-logit differences are absolute (logits up to ~10: a few float32 ulps)
-fails = checks = 0
-
-
-def check(cond, what):
-    global fails, checks
-    checks += 1
-    if not cond:
-        fails += 1
-        print("FAIL:", what, flush=True)
 
 
 def run(np_, *args, env=None):
@@ -199,5 +189,4 @@ for tag, extra, env, msg in (
 rc, out, err = parity(3, CKPT, os.path.join(WORK, "u.h5"), "--per-stage", "--candidate", rep_w)
 check(rc == 2, f"--per-stage with --candidate: exit {rc}")
 
-print(f"parity_stage: {checks - fails} passed, {fails} failed")
-sys.exit(1 if fails else 0)
+sys.exit(finish("parity_stage"))

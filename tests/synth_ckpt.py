@@ -1,5 +1,6 @@
 """Random GPT-OSS checkpoints of any configuration for the tests (original layout, spec sections
-1-3): write_checkpoint(DIR, config(...), seed). Used by export_test.py and client_test.py.
+1-3, with dtypes.json): write_checkpoint(DIR, config(...), seed). Used by export_test.py,
+client_test.py and test_model_ref.py.
 Needs numpy (Debian's python3-numpy under /usr/bin/python3)."""
 import json
 import os
@@ -58,6 +59,8 @@ def write_checkpoint(d, cfg, seed):
         f.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f)
+    with open(os.path.join(d, "dtypes.json"), "w") as f:
+        json.dump({n: ("FP4" if n.endswith(".blocks") else "UE8" if n.endswith(".scales") else "BF16") for n in t}, f)
 
 
 def config(**kw):
