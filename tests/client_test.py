@@ -5,8 +5,8 @@ export directory as it is, with remote models disabled, and greedy-generates wit
 prompt ids (tests/tjs_generate.mjs). Its ids must equal `gptoss-mpi run` on the same checkpoint:
   1. golden/case-a (window 8), a prompt of 24 ids, 16 new tokens;
   2. checkpoints of other shapes (E, K, heads, kv heads, head_dim, windows, no window, no YaRN,
-     odd layer counts; `synth --layout hf`), prompts longer than the window so that decode steps
-     cross it;
+     other RoPE constants, odd layer counts, one expert / head / layer; `synth --layout hf`),
+     prompts longer than the window so that decode steps cross it;
   3. a left-padded batch of two prompts of different lengths: row by row what each generates
      alone (and what `run` generates).
 Usage: client_test.py GPTOSS_BIN TJS_DIR WORK_DIR"""
@@ -100,6 +100,15 @@ CONFIGS = [
     ("e16k4-h8kv2-win6-l4", config(num_experts=16, experts_per_token=4, num_attention_heads=8,
      num_key_value_heads=2, head_dim=16, hidden_size=64, intermediate_size=96, vocab_size=512,
      sliding_window=6, num_hidden_layers=4), (10, 3)),
+    # edges: one expert, one head, a window of 1 (only the token itself), one layer, a prompt
+    # of one id left-padded by 4; and many heads per kv head, head_dim 4, other RoPE constants
+    ("e1k1-h1kv1-win1-l1", config(num_experts=1, experts_per_token=1, num_attention_heads=1,
+     num_key_value_heads=1, head_dim=16, hidden_size=32, intermediate_size=32, vocab_size=97,
+     sliding_window=1, num_hidden_layers=1), (5, 1)),
+    ("e6k2-h12kv4-d4-win2-l6", config(num_experts=6, experts_per_token=2, num_attention_heads=12,
+     num_key_value_heads=4, head_dim=4, hidden_size=32, intermediate_size=32, vocab_size=150,
+     sliding_window=2, num_hidden_layers=6, rope_theta=500000, rope_scaling_factor=4.0,
+     rope_ntk_alpha=2, rope_ntk_beta=16, initial_context_length=256), (6, 3)),
 ]
 
 
@@ -129,7 +138,8 @@ def main():
         write_checkpoint(ck, cfg, 11 + k)
         V, W = cfg["vocab_size"], cfg["sliding_window"]
         check(lens[0] > W, f"{name}: the prompt must be longer than the window")
-        case(name, ck, [ids(lens[0], 37, 11 + k, V), ids(lens[1], 53, 5 + k, V)])
+        case(name, ck, [ids(lens[0], 37, 11 + k, V), ids(lens[1], 53, 5 + k, V)],
+             export_ranks=min(2, cfg["num_experts"]))
     print(f"client_test: {time.time() - t0:.1f} s")
     if not counts["fails"]:
         shutil.rmtree(WORK, ignore_errors=True)
