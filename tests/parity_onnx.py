@@ -219,6 +219,27 @@ rc, out, err = parity(plain, rep)
 check(rc == 1 and "--expose routing,hidden" in err, f"plain model: exit {rc}, message: {err[-300:]}")
 check(not os.path.exists(rep), "no report for a refused model")
 
+# 3b. against the official reference file: the given prompt is the prefill (it must start the
+# reference's ids), the rest decode steps; --prefill overrides; misuse is a usage error
+gold = os.path.join(GOLDEN, "golden.h5") + ":/fp32"
+first5 = ",".join(IDS.split(",")[:5])
+rep = os.path.join(WORK, "golden.h5")
+rc, out, err = run(1, "parity", CKPT, "--onnx", good, "--reference", gold, "--prompt-ids", first5,
+                   "--report", rep)
+check(rc == 0 and "prefill of 5 positions, then 19 decode steps" in err, f"golden reference: exit {rc}: {err[-400:]}")
+if os.path.exists(rep):
+    with h5py.File(rep, "r") as r:
+        check(list(r["positions/call"][()]) == [0] * 5 + list(range(1, 20)), "golden: calls")
+        print("official reference, prefill 5 then 19 decode steps: logits rel", r["logits"].attrs["max_rel_diff"])
+rc, out, err = run(1, "parity", CKPT, "--onnx", good, "--reference", gold, "--prefill", "1", "--report", rep)
+check(rc == 0 and "prefill of 1 position, then 23 decode steps" in err, f"--prefill 1: exit {rc}: {err[-300:]}")
+for args, msg in ((["--reference", gold, "--prompt-ids", "1,2,3"], "not the start of the reference"),
+                  (["--reference", gold, "--prefill", "25"], "--prefill 25: the reference has 24"),
+                  (["--candidate", gold, "--prefill", "2"], "--prefill is for --onnx")):
+    a = ["--onnx", good] + args if "--candidate" not in args else args
+    rc, out, err = run(1, "parity", CKPT, *a, "--report", os.path.join(WORK, "u.h5"))
+    check(rc == 2 and msg in err, f"{args}: exit {rc}: {err[-300:]}")
+
 # 4. not a decoder (a prefill-only sub-model): refused, naming its input
 sub = os.path.join(WORK, "sub")
 rc, out, err = run(1, "export", CKPT, "--output", sub, "--layers", "0:4", "--expose", "routing,hidden", "-q")
