@@ -25,7 +25,7 @@ for (const p of prompts) {
   for (let i = p.length; i < L; i++) { ids.push(BigInt(padId)); mask.push(0n); }
   for (const x of p) { ids.push(x); mask.push(1n); }
 }
-const model = await AutoModelForCausalLM.from_pretrained(path.resolve(modelDir), { device: 'cpu' });
+const model = await AutoModelForCausalLM.from_pretrained(path.resolve(modelDir)); // default options
 const out = await model.generate({
   input_ids: new Tensor('int64', BigInt64Array.from(ids), [B, L]),
   attention_mask: new Tensor('int64', BigInt64Array.from(mask), [B, L]),
