@@ -51,7 +51,7 @@ run_export() { # name np args...
 }
 run_export mxfp4_np1 1
 run_export mxfp4_np2 2
-cmp -s "$WORK/mxfp4_np1/model.onnx.data" "$WORK/mxfp4_np2/model.onnx.data" && echo "mxfp4_np1_vs_np2: identical"
+cmp -s "$WORK/mxfp4_np1/onnx/model.onnx.data" "$WORK/mxfp4_np2/onnx/model.onnx.data" && echo "mxfp4_np1_vs_np2: identical"
 rm -rf "$WORK/mxfp4_np2"
 run_export mxfp4_dense_auto 2 --dense auto
 run_export mxfp4_dense_fp32 2 --dense fp32
@@ -72,7 +72,12 @@ function mem() {
   const m0 = mem(); let t = process.hrtime.bigint();
   const s = await ort.InferenceSession.create(model, {intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all'});
   const create = Number(process.hrtime.bigint() - t) / 1e9, m1 = mem();
-  const feeds = {input_ids: new ort.Tensor('int64', BigInt64Array.from(ids), [1, ids.length])};
+  // the decoder's inputs for a prefill: the ids, a mask and positions, an empty cache
+  const i64 = (a) => new ort.Tensor('int64', BigInt64Array.from(a), [1, a.length]);
+  const feeds = {input_ids: i64(ids), attention_mask: i64(ids.map(() => 1n)), position_ids: i64(ids.map((_, i) => BigInt(i)))};
+  for (const m of s.inputMetadata)
+    if (m.name.startsWith('past_key_values.'))
+      feeds[m.name] = new ort.Tensor('float32', new Float32Array(0), m.shape.map(d => typeof d === 'number' ? d : d === 'batch_size' ? 1 : 0));
   t = process.hrtime.bigint(); await s.run(feeds); const run1 = Number(process.hrtime.bigint() - t) / 1e9;
   const c0 = process.cpuUsage();
   t = process.hrtime.bigint(); await s.run(feeds); const run2 = Number(process.hrtime.bigint() - t) / 1e9;
@@ -84,7 +89,7 @@ function mem() {
 })().catch(e => { console.error(e.message || e); process.exit(1); });
 EOF
 for name in mxfp4_np1 mxfp4_dense_auto mxfp4_dense_fp32 fp32_np2; do
-  echo "ort_$name: $(node "$WORK/ort_bench.js" "$WORK/$name/model.onnx" "$WORK/ids.txt" 2>/dev/null)"
+  echo "ort_$name: $(node "$WORK/ort_bench.js" "$WORK/$name/onnx/model.onnx" "$WORK/ids.txt" 2>/dev/null)"
 done
 t0=$(now)
 mpirun -np 1 --bind-to none "$BIN" run "$CK" --prompt-file "$WORK/ids.txt" --max-tokens 0 --threads 2 -q > /dev/null

@@ -1,23 +1,29 @@
 /* export_graph: the GPT-OSS forward pass as a standard ONNX graph (opset 23, IR 11), built on
  * onnx_graph with every weight an external initializer of an export_layout.
  *
- * Input `input_ids` int64 [batch, sequence]; output `logits` float [batch, sequence, vocab];
- * with expose_routing / expose_hidden also, per layer n, routing.{n}.topk_indices int64
- * [batch, sequence, K], routing.{n}.topk_weights [batch, sequence, K], routing.{n}.router_logits
- * [batch, sequence, E], hidden.{n}.after_attn / hidden.{n}.after_mlp [batch, sequence, D].
- * A sub-model (export_opts.sub_model, `export --layers A:B`) computes layers [A, B) only: input
- * `hidden_in` float [batch, sequence, D] (the residual stream entering layer A; positions are
- * still 0..sequence-1), output `hidden_out` [batch, sequence, D] (after layer B-1's MLP), plus
- * `logits` when sub_head; exposed outputs keep the global layer numbers.
+ * The whole model is a decoder with a KV cache in the conventions of the clients that generate
+ * text (transformers.js, ONNX Runtime GenAI; docs/export.md "The graph"):
+ *   inputs  input_ids int64 [batch_size, sequence_length]
+ *           attention_mask int64 [batch_size, total_sequence_length] (1 = token, 0 = padding)
+ *           position_ids int64 [batch_size, sequence_length] (RoPE positions)
+ *           past_key_values.{n}.key / .value float [batch_size, KV, past_sequence_length, Dh]
+ *   outputs logits float [batch_size, sequence_length, V]
+ *           present.{n}.key / .value float [batch_size, KV, total_sequence_length, Dh]
+ * with total = past + sequence. KV and Dh are numbers, every other dimension symbolic. The
+ * causal mask, the sliding window of the even layers, the sinks (never stored in present),
+ * padding and RoPE are computed in the graph from attention_mask, position_ids and the cache.
+ * With expose_routing / expose_hidden also, per layer n and per call (the sequence_length new
+ * tokens), routing.{n}.topk_indices int64 [batch_size, sequence_length, K],
+ * routing.{n}.topk_weights [.., K], routing.{n}.router_logits [.., E],
+ * hidden.{n}.after_attn / hidden.{n}.after_mlp [.., D].
  *
- * Per layer: RMSNormalization, Gemm (qkv), RotaryEmbedding (half split, caches from the
- * layout), Attention (3D, GQA via q_num_heads/kv_num_heads, scale 1/sqrt(Dh)) with the sinks as
- * one zero key/value row and a mask column, the causal / sliding-window mask built in-graph
- * from the sequence length; then the MoE block: router Gemm, TopK, Softmax over the K values, a
- * Loop over Unique(selected experts) that gathers one expert's weights (MXFP4 bytes decoded with
- * two LUT Gathers, or fp32), SwiGLU on interleaved rows and ScatterND(add) into the token rows
- * (docs/toolchain-moe.md form 1). Node names follow the checkpoint (/block.3/attn/qkv/Gemm).
- * Local (no MPI). */
+ * A sub-model (export_opts.sub_model, `export --layers A:B`) is the prefill-only form of
+ * layers [A, B): input `hidden_in` float [batch_size, sequence_length, D] (the residual stream
+ * entering layer A; positions 0..sequence_length-1, no cache, no padding), output `hidden_out`
+ * (after layer B-1's MLP), plus `logits` when sub_head; exposed outputs keep the global layer
+ * numbers.
+ *
+ * Node names follow the checkpoint (/block.3/attn/qkv/Gemm). Local (no MPI). */
 #ifndef GPTOSS_EXPORT_GRAPH_H
 #define GPTOSS_EXPORT_GRAPH_H
 
@@ -27,6 +33,16 @@
 
 #define EXPORT_IR_VERSION 11
 #define EXPORT_OPSET 23
+
+/* Graph I/O names (printf templates take the layer) and symbolic dimensions. */
+#define EXPORT_PAST_KEY "past_key_values.%d.key"
+#define EXPORT_PAST_VALUE "past_key_values.%d.value"
+#define EXPORT_PRESENT_KEY "present.%d.key"
+#define EXPORT_PRESENT_VALUE "present.%d.value"
+#define EXPORT_DIM_BATCH "batch_size"
+#define EXPORT_DIM_SEQUENCE "sequence_length"
+#define EXPORT_DIM_PAST "past_sequence_length"
+#define EXPORT_DIM_TOTAL "total_sequence_length"
 
 /* Build the model graph for layout L (its options say weights, layers and exposed outputs).
  * Caller owns *out (onnx_graph_free). */

@@ -221,9 +221,15 @@ void export_layout_free(export_layout *L) {
   memset(L, 0, sizeof *L);
 }
 
-void export_layout_file_name(const export_layout *L, int f, char *buf, size_t len) {
+void export_layout_data_location(const export_layout *L, int f, char *buf, size_t len) {
   if (L->o.per_rank_files) snprintf(buf, len, "%s.%d", EXPORT_DATA_FILE, f);
   else snprintf(buf, len, "%s", EXPORT_DATA_FILE);
+}
+
+void export_layout_file_name(const export_layout *L, int f, char *buf, size_t len) {
+  char loc[64];
+  export_layout_data_location(L, f, loc, sizeof loc);
+  snprintf(buf, len, "%s/%s", EXPORT_MODEL_DIR, loc);
 }
 
 long export_layout_find(const export_layout *L, const char *name) {

@@ -89,6 +89,10 @@ typedef struct {
   float concentration;
 } export_layout;
 
+/* The model's files inside an export directory: onnx/model.onnx and its data file(s) beside it
+ * (docs/export.md "Files": the layout both transformers.js and ONNX Runtime GenAI load). */
+#define EXPORT_MODEL_DIR "onnx"
+#define EXPORT_MODEL_FILE EXPORT_MODEL_DIR "/model.onnx"
 #define EXPORT_DATA_FILE "model.onnx.data"
 #define EXPORT_ALIGN_BIG (64u * 1024u)
 #define EXPORT_ALIGN_SMALL 64u
@@ -101,8 +105,11 @@ int export_layout_make(const ckpt *ck, const export_opts *o, const plan *p, expo
 void export_layout_free(export_layout *L);
 /* 1 if the model ends with the final norm, the unembedding and `logits`. */
 int export_layout_has_head(const export_layout *L);
-/* Name of data file f ("model.onnx.data" or "model.onnx.data.<f>") into buf. */
+/* Path of data file f relative to the export directory ("onnx/model.onnx.data" or
+ * "onnx/model.onnx.data.<f>") into buf. */
 void export_layout_file_name(const export_layout *L, int f, char *buf, size_t len);
+/* The same relative to the model file (the initializers' `location`: "model.onnx.data..."). */
+void export_layout_data_location(const export_layout *L, int f, char *buf, size_t len);
 /* Index of a tensor by name, or -1. */
 long export_layout_find(const export_layout *L, const char *name);
 

@@ -66,10 +66,7 @@ const char *export_moe_block(gctx *x, int l, const char *xin) {
   /* t = RMSNorm(x) [N, D]; router logits [N, E]; top-k and their softmax [N, K] */
   snprintf(sub, sizeof sub, "%s/norm", scope);
   snprintf(w, sizeof w, "block.%d.mlp.norm.scale", l);
-  const char *sc = gx_weight_f32(x, g, sub, w);
-  const char *t = gx_op(x, g, sub, "RMSNormalization", NULL, IN(xin, sc), &n);
-  onnx_node_attr_int(n, "axis", -1);
-  onnx_node_attr_float(n, "epsilon", 1e-5f);
+  const char *t = gx_rmsnorm(x, sub, xin, w);
 
   snprintf(sub, sizeof sub, "%s/gate", scope);
   snprintf(w, sizeof w, "block.%d.mlp.gate.weight", l);
@@ -93,17 +90,12 @@ const char *export_moe_block(gctx *x, int l, const char *xin) {
   const char *wflat = gx_op(x, g, sub, "Reshape", "Reshape_weights", IN(wts, gx_i64(x, 1, &flat)), NULL);
   const char *iflat = gx_op(x, g, sub, "Reshape", "Reshape_indices", IN(ti, gx_i64(x, 1, &flat)), NULL);
   if (x->L->o.expose_routing) {
-    onnx_dim d[3] = {{0, "batch"}, {0, "sequence"}, {K, NULL}};
-    const char *name = onnx_graph_strf(g, "routing.%d.topk_indices", l);
-    gx_op_named(x, g, sub, "Reshape", "expose_indices", name, IN(ti, x->shape_k), NULL);
-    onnx_graph_add_output(g, name, ONNX_INT64, 3, d);
-    name = onnx_graph_strf(g, "routing.%d.topk_weights", l);
-    gx_op_named(x, g, sub, "Reshape", "expose_weights", name, IN(wts, x->shape_k), NULL);
-    onnx_graph_add_output(g, name, ONNX_FLOAT, 3, d);
-    name = onnx_graph_strf(g, "routing.%d.router_logits", l);
-    gx_op_named(x, g, sub, "Reshape", "expose_logits", name, IN(logits, x->shape_e), NULL);
-    d[2].value = c->n_experts;
-    onnx_graph_add_output(g, name, ONNX_FLOAT, 3, d);
+    gx_expose(x, sub, "expose_indices", ti, x->shape_k,
+              onnx_graph_strf(g, "routing.%d.topk_indices", l), ONNX_INT64, K);
+    gx_expose(x, sub, "expose_weights", wts, x->shape_k,
+              onnx_graph_strf(g, "routing.%d.topk_weights", l), ONNX_FLOAT, K);
+    gx_expose(x, sub, "expose_logits", logits, x->shape_e,
+              onnx_graph_strf(g, "routing.%d.router_logits", l), ONNX_FLOAT, c->n_experts);
   }
 
   /* the distinct selected experts and the loop over them */
@@ -195,11 +187,8 @@ const char *export_moe_block(gctx *x, int l, const char *xin) {
   const char *moe = gx_op(x, g, sub, "Loop", NULL, IN(trip, gx_bool_scalar(x, 1), acc0), &n);
   onnx_node_attr_graph(n, "body", body);
   const char *xo = gx_op(x, g, scope, "Add", "residual", IN(xin, moe), NULL);
-  if (x->L->o.expose_hidden) {
-    const char *name = onnx_graph_strf(g, "hidden.%d.after_mlp", l);
-    gx_op_named(x, g, scope, "Reshape", "expose_after_mlp", name, IN(xo, x->shape_d), NULL);
-    onnx_dim d[3] = {{0, "batch"}, {0, "sequence"}, {D, NULL}};
-    onnx_graph_add_output(g, name, ONNX_FLOAT, 3, d);
-  }
+  if (x->L->o.expose_hidden)
+    gx_expose(x, scope, "expose_after_mlp", xo, x->shape_d,
+              onnx_graph_strf(g, "hidden.%d.after_mlp", l), ONNX_FLOAT, D);
   return xo;
 }

@@ -6,8 +6,11 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic.h"
+#include "export_client.h"
 #include "export_graph.h"
 
 /* Running byte count of one rank's share across its tensors (export_layout_write counts per call). */
@@ -22,12 +25,19 @@ static void share_chunk(void *ctx, uint64_t bytes) {
   sp->fn(sp->ctx, sp->base + bytes);
 }
 
+int export_dir_init(const char *dir, err *e) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", dir, EXPORT_MODEL_DIR);
+  if (mkdir(path, 0755) != 0) return err_errno(e, errno, "%s: cannot create", path);
+  return 0;
+}
+
 int export_graph_write(const export_layout *L, const char *dir, uint64_t *n_bytes,
                        size_t *n_nodes, err *e) {
   onnx_graph *g = NULL;
   char path[PATH_MAX];
   uint64_t nb = 0;
-  snprintf(path, sizeof path, "%s/model.onnx", dir);
+  snprintf(path, sizeof path, "%s/%s", dir, EXPORT_MODEL_FILE);
   if (export_graph_build(L, &g, e) != 0) return -1;
   if (n_nodes) *n_nodes = onnx_graph_n_nodes(g);
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -39,6 +49,9 @@ int export_graph_write(const export_layout *L, const char *dir, uint64_t *n_byte
   if (fd >= 0 && close(fd) != 0 && rc == 0) rc = err_errno(e, errno, "%s: close", path);
   if (n_bytes) *n_bytes = nb;
   onnx_graph_free(g);
+  /* the model's directory entries (graph and data files) */
+  snprintf(path, sizeof path, "%s/%s", dir, EXPORT_MODEL_DIR);
+  if (rc == 0) rc = fs_fsync_dir(path, e);
   return rc;
 }
 
@@ -48,9 +61,15 @@ int export_graph_write(const export_layout *L, const char *dir, uint64_t *n_byte
 int export_dir_stage(const export_layout *L, const char *output, long pid, atomic_out **out,
                      err *e) {
   if (atomic_stage_dir(output, pid, out, e) != 0) return -1;
+  if (export_dir_init(atomic_path(*out), e) != 0) {
+    atomic_abort(*out);
+    *out = NULL;
+    return -1;
+  }
   if (L->o.per_rank_files) return 0;
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s", atomic_path(*out), EXPORT_DATA_FILE);
+  char path[PATH_MAX], f[64];
+  export_layout_file_name(L, 0, f, sizeof f);
+  snprintf(path, sizeof path, "%s/%s", atomic_path(*out), f);
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   int rc = fd < 0 ? err_errno(e, errno, "%s: cannot create", path) : 0;
   if (rc == 0 && ftruncate(fd, (off_t)L->file_bytes[0]) != 0)
@@ -104,8 +123,10 @@ int export_write_share(const ckpt *ck, const export_layout *L, const plan *p, in
 int export_write_local(const ckpt *ck, const export_layout *L, const char *dir, err *e) {
   if (L->o.per_rank_files)
     return err_set(e, EXIT_RUNTIME, "a model written by one process has a single data file");
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s", dir, EXPORT_DATA_FILE);
+  char path[PATH_MAX], f[64];
+  if (export_dir_init(dir, e) != 0) return -1;
+  export_layout_file_name(L, 0, f, sizeof f);
+  snprintf(path, sizeof path, "%s/%s", dir, f);
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return err_errno(e, errno, "%s: cannot create", path);
   void *buf = malloc(EXPORT_CHUNK);

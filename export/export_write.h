@@ -1,8 +1,10 @@
-/* export_write: the files of an exported model in a directory. `gptoss-mpi export` (mpi/
- * cmd_export.c, which only sequences and agrees) stages the output directory with
- * export_dir_stage, has every rank write its share with export_write_share, rank 0 the graph with
- * export_graph_write, and publishes the directory (shards/atomic.h); `parity --per-stage` has each
- * stage leader write its stage's sub-model alone with export_write_local. Local (no MPI). */
+/* export_write: the files of an exported model in its directory (docs/export.md "Files"): the
+ * graph (onnx/model.onnx), its data file(s) beside it, and for a decoder the client files
+ * (export_client.h). `gptoss-mpi export` (mpi/cmd_export.c, which only sequences and agrees)
+ * stages the output directory with export_dir_stage, has every rank write its share with
+ * export_write_share, rank 0 the graph with export_graph_write and the client files, and
+ * publishes the directory (shards/atomic.h); `parity --per-stage` has each stage leader write
+ * its stage's sub-model alone with export_write_local. Local (no MPI). */
 #ifndef GPTOSS_EXPORT_WRITE_H
 #define GPTOSS_EXPORT_WRITE_H
 
@@ -14,13 +16,15 @@
 #include "err.h"
 #include "export_layout.h"
 
-/* Build L's graph and write it to dir/model.onnx (created, must not exist), fsynced. n_bytes,
- * n_nodes: the file size and node count (either may be NULL). */
+/* Create dir/onnx (dir must exist): the model's own directory. */
+int export_dir_init(const char *dir, err *e);
+/* Build L's graph and write it to dir/onnx/model.onnx (created, must not exist), fsynced with
+ * its directory. n_bytes, n_nodes: the file size and node count (either may be NULL). */
 int export_graph_write(const export_layout *L, const char *dir, uint64_t *n_bytes,
                        size_t *n_nodes, err *e);
 /* Write the whole model of layout L (single data file mode) into the existing directory dir:
- * the data file (every tensor, checked as the parallel export checks it), then model.onnx. No
- * fsync: meant for temporary models that are read back at once. */
+ * the data file (every tensor, checked as the parallel export checks it), then the graph. No
+ * client files. Meant for temporary models that are read back at once. */
 int export_write_local(const ckpt *ck, const export_layout *L, const char *dir, err *e);
 /* Stage the output directory next to `output` (shards/atomic.h; pid: the pid in the staged name,
  * rank 0's, 0 = this process's) and, with a single data file, create that file at its full size

@@ -23,6 +23,7 @@
 #include "ckpt.h"
 #include "cli.h"
 #include "dist.h"
+#include "export_client.h"
 #include "export_graph.h"
 #include "export_layout.h"
 #include "export_write.h"
@@ -34,9 +35,11 @@
 static const char export_usage[] =
     "usage: gptoss-mpi export CKPT --output DIR [options]\n"
     "\n"
-    "Write the checkpoint as a standard ONNX model (opset 23, IR 11): DIR/model.onnx (graph,\n"
-    "no weights) and its external data, written in parallel by every rank. DIR must not exist\n"
-    "or be empty; it appears only when the export is complete.\n"
+    "Write the checkpoint as a standard ONNX model (opset 23, IR 11): a decoder with a KV\n"
+    "cache, DIR/onnx/model.onnx (graph, no weights) and its external data, written in parallel\n"
+    "by every rank, and the files clients read beside it (config.json, generation_config.json,\n"
+    "genai_config.json, the checkpoint's tokenizer files). DIR must not exist or be empty; it\n"
+    "appears only when the export is complete.\n"
     "\n"
     "  --output DIR          output directory\n"
     "  --weights W           mxfp4 (default: experts stay MXFP4 bytes, decoded in the graph)\n"
@@ -46,21 +49,26 @@ static const char export_usage[] =
     "                        tensor whose fp32 copy exceeds ORT's 1 GiB folding limit, i.e. the\n"
     "                        unembedding of the real models); see docs/export.md\n"
     "  --max-layers N        export only the first N layers, then final norm + unembedding\n"
-    "  --layers A:B          a sub-model of layers [A, B): input hidden_in and output\n"
-    "                        hidden_out [batch, sequence, D] (+ logits when B is the last\n"
-    "                        layer); exposed outputs keep the global layer numbers\n"
+    "  --layers A:B          a prefill-only sub-model of layers [A, B) (no cache): input\n"
+    "                        hidden_in and output hidden_out [batch, sequence, D] (+ logits\n"
+    "                        when B is the last layer); exposed outputs keep the global layer\n"
+    "                        numbers\n"
     "  --expose LIST         extra outputs per layer: routing, hidden or routing,hidden\n"
     "  --data-files F        single (default: one model.onnx.data, identical bytes for every\n"
     "                        rank count) or per-rank (model.onnx.data.<rank>)\n"
     "  --max-positions N     longest sequence (rows of the RoPE caches; default\n"
     "                        initial_context_length x rope_scaling_factor)\n"
-    "  --stages S            pipeline stages of the shard plan (must divide the rank count)\n";
+    "  --stages S            pipeline stages of the shard plan (must divide the rank count)\n"
+    "  --tokenizer F         write tokenizer.json and tokenizer_config.json (harmony chat\n"
+    "                        template) made from this vocabulary (tokenizer.json or\n"
+    "                        o200k_base.tiktoken); default: copy the checkpoint repository's\n"
+    "                        tokenizer files, or make them from an o200k_base.tiktoken there\n";
 
 enum { OPT_OUTPUT = CLI_OPT_FIRST_COMMAND_OPT, OPT_WEIGHTS, OPT_DENSE, OPT_MAXLAYERS, OPT_EXPOSE,
-       OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES, OPT_LAYERS };
+       OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES, OPT_LAYERS, OPT_TOKENIZER };
 
 typedef struct {
-  const char *ckpt, *output;
+  const char *ckpt, *output, *tok_path;
   int experts_fp32, dense, per_rank, expose_routing, expose_hidden;
   long max_layers, max_positions, stages;
   long layer_a, layer_b;       /* --layers A:B (layer_b 0 = not given) */
@@ -107,6 +115,7 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
       {"max-positions", required_argument, 0, OPT_MAXPOS},
       {"stages", required_argument, 0, OPT_STAGES},
       {"layers", required_argument, 0, OPT_LAYERS},
+      {"tokenizer", required_argument, 0, OPT_TOKENIZER},
       {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);
   a->dense = EXPORT_DENSE_BF16;
@@ -151,6 +160,10 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
       case OPT_STAGES:
         if (cli_parse_long(optarg, "--stages", 1, PLAN_MAX_STAGES, &a->stages, &e) != 0)
           return cli_usage_error("export", "%s", e.msg);
+        break;
+      case OPT_TOKENIZER:
+        if (!*optarg) return cli_usage_error("export", "--tokenizer: the path is empty");
+        a->tok_path = optarg;
         break;
       case OPT_LAYERS:
         if (parse_layers(optarg, a) != 0) return EXIT_USAGE;
@@ -267,9 +280,10 @@ static int export_dist(dist *d, const export_args *a, err *e) {
 
   /* graph: rank 0, once every rank has written and synced its part */
   t0 = log_now();
-  log_info("== graph: %s/model.onnx", staged);
-  if (dist_fault(d, "export-graph", e) == 0 && d->rank == 0)
-    export_graph_write(&L, staged, &graph_bytes, &n_nodes, e);
+  log_info("== graph: %s/%s", staged, EXPORT_MODEL_FILE);
+  if (dist_fault(d, "export-graph", e) == 0 && d->rank == 0 &&
+      export_graph_write(&L, staged, &graph_bytes, &n_nodes, e) == 0)
+    export_client_files_write(&L, ck, staged, a->tok_path, NULL, e);
   if (dist_agree(d, e) != 0) goto out;
   t_graph = log_now() - t0;
 

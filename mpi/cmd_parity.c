@@ -27,7 +27,7 @@
 #include "trace.h"
 
 static const char parity_usage[] =
-    "usage: gptoss-mpi parity CKPT (--onnx DIR/model.onnx | --candidate T.h5[:/group])\n"
+    "usage: gptoss-mpi parity CKPT (--onnx DIR | --candidate T.h5[:/group])\n"
     "                         [--reference T.h5[:/group]] (--prompt-ids IDS | --prompt-file F)\n"
     "                         --report OUT.h5 [--summary OUT.md] [options]\n"
     "       gptoss-mpi parity CKPT --per-stage [--onnx DIR] (--prompt-ids IDS | --prompt-file F)\n"
@@ -40,13 +40,17 @@ static const char parity_usage[] =
     "\n"
     "  --candidate T.h5[:/g]  trace to check (e.g. from `run --trace`, or golden.h5:/bf16)\n"
     "  --reference T.h5[:/g]  reference trace instead of the C forward (e.g. golden.h5:/fp32)\n"
-    "  --onnx M.onnx          exported model (with --expose routing,hidden) run in ONNX Runtime\n"
+    "  --onnx DIR|M.onnx      exported model (with --expose routing,hidden; DIR = the export\n"
+    "                         directory) run in ONNX Runtime as a client runs it: a prefill,\n"
+    "                         then one decode step per further position through the KV cache,\n"
     "                         on the reference's token ids\n"
+    "  --prefill N            positions in the prefill call (default: the prompt; with\n"
+    "                         --reference and no prompt, every position of the trace)\n"
     "  --per-stage            for models too large for one process: every pipeline stage's\n"
     "                         layers are exported as a sub-model (hidden state in and out) and\n"
     "                         run in ONNX Runtime by the stage's leader on the reference state\n"
     "                         at its boundary; rank 0 assembles one report. With --onnx DIR the\n"
-    "                         sub-models are DIR/layers-A-B/model.onnx (`export --layers A:B\n"
+    "                         sub-models are DIR/layers-A-B/onnx/model.onnx (`export --layers A:B\n"
     "                         --expose routing,hidden`) instead of temporary exports\n"
     "  --ort-lib PATH         libonnxruntime.so.1 to use (default: $ORT_LIB, else the one\n"
     "                         `make setup` installed; docs/onnxruntime.md)\n"
@@ -64,11 +68,13 @@ static const char parity_usage[] =
     "The computed reference (no --reference) takes the options of `run`:\n";
 
 enum { OPT_ONNX = CLI_OPT_FIRST_COMMAND_OPT, OPT_CAND, OPT_REF, OPT_REPORT, OPT_SUMMARY,
-       OPT_TIE, OPT_MINSET, OPT_MAXW, OPT_MAXLOG, OPT_MAXHID, OPT_ORTLIB, OPT_PERSTAGE };
+       OPT_TIE, OPT_MINSET, OPT_MAXW, OPT_MAXLOG, OPT_MAXHID, OPT_ORTLIB, OPT_PERSTAGE,
+       OPT_PREFILL };
 
 typedef struct {
   const char *ckpt, *onnx, *cand, *ref, *report, *summary, *ort_lib;
   int per_stage;
+  long prefill;                /* --prefill N (0 = default) */
   fwd_job_opts job;            /* the computed reference */
   parity_thresholds th;
   cli_common cc;
@@ -84,6 +90,7 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
       FWD_JOB_LONGOPTS,
       {"ort-lib", required_argument, 0, OPT_ORTLIB},
       {"per-stage", no_argument, 0, OPT_PERSTAGE},
+      {"prefill", required_argument, 0, OPT_PREFILL},
       {"report", required_argument, 0, OPT_REPORT},
       {"summary", required_argument, 0, OPT_SUMMARY},
       {"tie-margin", required_argument, 0, OPT_TIE},
@@ -118,6 +125,7 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
         a->ort_lib = optarg;
         break;
       case OPT_PERSTAGE: a->per_stage = 1; break;
+      case OPT_PREFILL: prc = cli_parse_long(optarg, "--prefill", 1, 1L << 24, &a->prefill, &e); break;
       case OPT_REPORT: a->report = optarg; break;
       case OPT_SUMMARY: a->summary = optarg; break;
       case OPT_TIE: prc = cli_parse_double(optarg, "--tie-margin", 0, 1e30, &a->th.tie_margin, &e); break;
@@ -136,6 +144,8 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
   if (a->per_stage && (a->cand || a->ref))
     return cli_usage_error("parity", "--per-stage checks sub-models against the C forward pass; "
                            "it takes neither --candidate nor --reference");
+  if (a->prefill && (a->per_stage || !a->onnx))
+    return cli_usage_error("parity", "--prefill is for --onnx with a whole model");
   if (!a->per_stage && !a->onnx == !a->cand)
     return cli_usage_error("parity", "give exactly one of --onnx and --candidate");
   if (!a->report) return cli_usage_error("parity", "--report OUT.h5 is required");
@@ -204,18 +214,41 @@ static int compare_and_stage(const parity_args *a, const trace *ref, const trace
 }
 
 /* Rank 0: the candidate as a trace, from a file or from ONNX Runtime on the reference's ids. */
-static int candidate_trace(const parity_args *a, const ckpt *ck, const trace *ref, trace *cand,
-                           char *desc, size_t dl, err *e) {
+static int candidate_trace(const parity_args *a, const ckpt *ck, const trace *ref, int n_prompt,
+                           trace *cand, char *desc, size_t dl, err *e) {
   if (a->cand) {
     snprintf(desc, dl, "%s", a->cand);
     return read_trace_arg(a->cand, cand, e);
   }
+  char model[4096];
+  if (ort_trace_model_path(a->onnx, model, sizeof model, e) != 0) return -1;
+  /* a reference file: the prompt, when given, is the prefill (it must start the trace) */
+  if (a->ref && (a->job.ids_arg || a->job.ids_file)) {
+    int32_t *p = NULL;
+    const int64_t max_id = ckpt_config(ck)->vocab - 1;
+    if ((a->job.ids_arg ? cli_parse_ids(a->job.ids_arg, "--prompt-ids", max_id, &p, &n_prompt, e)
+                        : cli_read_ids_file(a->job.ids_file, max_id, &p, &n_prompt, e)) != 0)
+      return -1;
+    int prefix = n_prompt <= ref->T;
+    for (int t = 0; prefix && t < n_prompt; t++) prefix = p[t] == ref->input_ids[t];
+    free(p);
+    if (!prefix)
+      return err_set(e, EXIT_USAGE, "the prompt (%d ids) is not the start of the reference's %d "
+                     "ids", n_prompt, ref->T);
+  } else if (a->ref) {
+    n_prompt = ref->T;
+  }
+  const int n_prefill = a->prefill ? (int)a->prefill : n_prompt;
+  if (n_prefill > ref->T)
+    return err_set(e, EXIT_USAGE, "--prefill %d: the reference has %d positions", n_prefill, ref->T);
   ort_runtime *rt = NULL;
   if (ort_open(a->ort_lib, &rt, e) != 0) return -1;
-  snprintf(desc, dl, "ONNX Runtime %s: %s", ort_version(rt), a->onnx);
+  snprintf(desc, dl, "ONNX Runtime %s: %s", ort_version(rt), model);
   log_info("== candidate: %s on %d positions", desc, ref->T);
-  int rc = ort_trace_run(rt, a->onnx, ckpt_config(ck), ref->n_layers, ref->input_ids, ref->T, 0,
-                         cand, e);
+  log_info("   prefill of %d position%s, then %d decode step%s", n_prefill, n_prefill > 1 ? "s" : "",
+           ref->T - n_prefill, ref->T - n_prefill == 1 ? "" : "s");
+  int rc = ort_trace_run(rt, model, ckpt_config(ck), ref->n_layers, ref->input_ids, ref->T,
+                         n_prefill, 0, cand, e);
   ort_close(rt);
   return rc;
 }
@@ -307,7 +340,8 @@ int cmd_parity(int argc, char **argv) {
     have_cand = parity_stage_candidate(&d, &j, &so, &cand, cand_desc, sizeof cand_desc, &e) == 0 &&
                 d.rank == 0;
   } else if (e.code == 0) {
-    if (d.rank == 0) have_cand = candidate_trace(&a, ck, ref, &cand, cand_desc, sizeof cand_desc, &e) == 0;
+    if (d.rank == 0)
+      have_cand = candidate_trace(&a, ck, ref, j.n_prompt, &cand, cand_desc, sizeof cand_desc, &e) == 0;
     dist_agree(&d, &e);
   }
   /* comparison and staged outputs on rank 0, agreed; then published */

@@ -63,7 +63,8 @@ static int stage_run(const fwd_job *j, const stage_range *sr, int s, const parit
   export_layout L;
   int have_layout = 0, made = 0, rc = 0;
   if (o->onnx_dir) {
-    snprintf(path, sizeof path, "%s/layers-%d-%d/model.onnx", o->onnx_dir, sr->layer0, sr->layer1);
+    snprintf(path, sizeof path, "%s/layers-%d-%d/%s", o->onnx_dir, sr->layer0, sr->layer1,
+             EXPORT_MODEL_FILE);
     if (access(path, R_OK) != 0)
       rc = err_errno(e, errno, "%s: no sub-model of layers %d-%d (make it with `gptoss-mpi "
                      "export CKPT --layers %d:%d --expose routing,hidden --output %s/layers-%d-%d`)",
@@ -71,7 +72,7 @@ static int stage_run(const fwd_job *j, const stage_range *sr, int s, const parit
                      sr->layer0, sr->layer1);
   } else {
     snprintf(dir, sizeof dir, "%s/.parity-stage%d.tmp.%ld", o->tmp_parent, s, pid0);
-    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, EXPORT_MODEL_FILE);
     export_opts eo = {.dense = EXPORT_DENSE_BF16, .layer0 = sr->layer0, .n_layers = sr->layer1,
                       .sub_model = 1, .sub_head = sr->head, .max_positions = j->T_done,
                       .expose_routing = 1, .expose_hidden = 1};

@@ -4,7 +4,7 @@
  * the layers the reference ran) is checked by its leader rank alone: the leader exports the
  * sub-model of those layers (`export --layers A:B --expose routing,hidden`, mxfp4 experts,
  * RoPE caches for the T positions) into a temporary directory next to the report, or takes
- * DIR/layers-A-B/model.onnx when a directory of sub-models is given, and runs it in ONNX
+ * DIR/layers-A-B/onnx/model.onnx when a directory of sub-models is given, and runs it in ONNX
  * Runtime on the reference's hidden state entering layer A (embedding_out for A = 0, else
  * hidden_after_mlp of layer A-1), sent by rank 0. The stage whose B is the last layer also
  * returns logits. Every leader sends its layers' routing and hidden states to rank 0, which
@@ -25,7 +25,7 @@
 #include "trace.h"
 
 typedef struct {
-  const char *onnx_dir;   /* directory of sub-models layers-A-B/model.onnx, NULL = export them */
+  const char *onnx_dir;   /* directory of sub-models layers-A-B/onnx/model.onnx, NULL = export them */
   const char *ort_lib;    /* --ort-lib, NULL = default */
   const char *tmp_parent; /* where the temporary sub-models go (the report's directory) */
 } parity_stage_opts;

@@ -27,7 +27,25 @@ void parity_result_free(parity_result *r) {
   free(r->margin);
   free(r->layers);
   free(r->top1_match);
+  free(r->compared);
   memset(r, 0, sizeof *r);
+}
+
+void parity_call_name(int call, char *buf, size_t len) {
+  if (call == 0) snprintf(buf, len, "prefill");
+  else if (call > 0) snprintf(buf, len, "decode step %d", call);
+  else snprintf(buf, len, "%s", "");
+}
+
+/* Position t fails a check at layer l (-1: the logits): keep the earliest, lowest layer. */
+static void bad_at(parity_result *r, const trace *cand, int t, int l) {
+  if (r->first_bad_position >= 0 && t > r->first_bad_position) return;
+  if (r->first_bad_position == t && r->first_bad_position_layer >= 0 &&
+      (l < 0 || l >= r->first_bad_position_layer))
+    return;
+  r->first_bad_position = t;
+  r->first_bad_position_layer = l;
+  r->first_bad_call = cand->call ? cand->call[t] : -1;
 }
 
 static double max_abs(const float *a, size_t n) {
@@ -69,7 +87,7 @@ static double row_err(const float *a, const float *b, size_t n, double scale) {
 
 __attribute__((format(printf, 3, 4))) static void add_reason(parity_result *r, int layer,
                                                              const char *fmt, ...) {
-  char buf[256];
+  char buf[600];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
@@ -97,7 +115,8 @@ int parity_compare(const trace *ref, const trace *cand, const parity_thresholds 
   const int T = ref->T, L = ref->n_layers, K = ref->K, E = ref->E, D = ref->D, V = ref->V;
   const size_t LT = (size_t)L * T;
   r->T = T; r->L = L; r->K = K; r->E = E;
-  r->first_bad_layer = -1;
+  r->first_bad_layer = r->first_bad_position = r->first_bad_position_layer = r->first_bad_call = -1;
+  r->compared = calloc(T ? (size_t)T : 1, 1);
   r->set_match = calloc(LT ? LT : 1, 1);
   r->order_match = calloc(LT ? LT : 1, 1);
   r->near_tie = calloc(LT ? LT : 1, 1);
@@ -110,10 +129,16 @@ int parity_compare(const trace *ref, const trace *cand, const parity_thresholds 
   r->layers = calloc(L ? (size_t)L : 1, sizeof *r->layers);
   r->top1_match = calloc(T ? (size_t)T : 1, 1);
   if (!r->set_match || !r->order_match || !r->near_tie || !r->after_mismatch || !r->weight_diff || !r->router_diff ||
-      !r->attn_err || !r->mlp_err || !r->margin || !r->layers || !r->top1_match) {
+      !r->attn_err || !r->mlp_err || !r->margin || !r->layers || !r->top1_match || !r->compared) {
     parity_result_free(r);
     return err_set(e, EXIT_RUNTIME, "parity: out of memory");
   }
+  /* a candidate run that stopped has no values after it: those positions are not compared */
+  for (int t = 0; t < T; t++) {
+    r->compared[t] = !cand->call || cand->call[t] >= 0;
+    r->n_compared += r->compared[t];
+  }
+  const int Tc = r->n_compared;
   r->has_router = 1;
   r->has_hidden = 1;
   for (int l = 0; l < L; l++) {
@@ -133,6 +158,11 @@ int parity_compare(const trace *ref, const trace *cand, const parity_thresholds 
     pl->attn_err = pl->mlp_err = have_hidden ? 0 : NAN;
     for (int t = 0; t < T; t++) {
       const size_t i = (size_t)l * T + t;
+      if (!r->compared[t]) { /* neutral values, errors NaN (docs/parity-report.md) */
+        r->set_match[i] = r->order_match[i] = 1;
+        r->weight_diff[i] = r->router_diff[i] = r->attn_err[i] = r->mlp_err[i] = r->margin[i] = NAN;
+        continue;
+      }
       const int32_t *ia = a->topk_indices + (size_t)t * K, *ib = b->topk_indices + (size_t)t * K;
       const float *wa = a->topk_weights + (size_t)t * K, *wb = b->topk_weights + (size_t)t * K;
       int order = 1, set = 1;
@@ -187,14 +217,24 @@ int parity_compare(const trace *ref, const trace *cand, const parity_thresholds 
         if (dm > pl->mlp_err) pl->mlp_err = dm;
       }
     }
-    pl->set_match = T ? (double)n_set / T : 1;
-    pl->order_match = T ? (double)n_order / T : 1;
+    pl->set_match = Tc ? (double)n_set / Tc : 1;
+    pl->order_match = Tc ? (double)n_order / Tc : 1;
     pl->weight_mean = n_w ? w_sum / n_w : 0;
     /* verdict per layer: near-ties count as matches */
-    const double set_rate = T ? (double)(T - pl->n_mismatch) / T : 1;
-    if (set_rate < th->min_set_match)
+    const double set_rate = Tc ? (double)(Tc - pl->n_mismatch) / Tc : 1;
+    const int set_fails = set_rate < th->min_set_match;
+    if (set_fails)
       add_reason(r, l, "layer %d: expert sets match for %.4g of the tokens (threshold %.4g)", l,
                  set_rate, th->min_set_match);
+    /* the positions that fail this layer's checks */
+    for (int t = 0; t < T; t++) {
+      const size_t i = (size_t)l * T + t;
+      if (!r->compared[t]) continue;
+      if ((set_fails && !r->set_match[i] && !r->near_tie[i]) ||
+          !(r->weight_diff[i] <= th->max_weight_diff) ||
+          (have_hidden && !(r->attn_err[i] <= th->max_hidden_rel && r->mlp_err[i] <= th->max_hidden_rel)))
+        bad_at(r, cand, t, l);
+    }
     if (!(pl->weight_max <= th->max_weight_diff))
       add_reason(r, l, "layer %d: top-k weights differ by %.3g (threshold %.3g)", l,
                  pl->weight_max, th->max_weight_diff);
@@ -209,21 +249,39 @@ int parity_compare(const trace *ref, const trace *cand, const parity_thresholds 
   for (int t = 0; t < T; t++) {
     const float *a = ref->logits + (size_t)t * V, *b = cand->logits + (size_t)t * V;
     int ba = 0, bb = 0;
+    double row = 0;
+    if (!r->compared[t]) {
+      r->top1_match[t] = 1;
+      continue;
+    }
     for (int v = 0; v < V; v++) {
       double d = fabs((double)a[v] - (double)b[v]);
       if (isnan(d)) d = INFINITY;
-      if (d > r->logits_max_abs) r->logits_max_abs = d;
+      if (d > row) row = d;
       if (a[v] > a[ba]) ba = v;
       if (b[v] > b[bb]) bb = v;
     }
+    if (row > r->logits_max_abs) r->logits_max_abs = row;
+    if (!((s > 0 ? row / s : row) <= th->max_logits_rel)) bad_at(r, cand, t, -1);
     r->top1_match[t] = (uint8_t)(ba == bb);
     agree += ba == bb;
   }
   r->logits_rel = s > 0 ? r->logits_max_abs / s : r->logits_max_abs;
-  r->top1_agree = T ? (double)agree / T : 1;
+  r->top1_agree = Tc ? (double)agree / Tc : 1;
   if (!(r->logits_rel <= th->max_logits_rel))
     add_reason(r, -1, "final logits differ by %.3g of max|ref| (threshold %.3g)", r->logits_rel,
                th->max_logits_rel);
+  /* a candidate run that stopped: fails there, at the layer it names */
+  if (cand->stop_reason[0]) {
+    add_reason(r, cand->stop_layer, "%s", cand->stop_reason);
+    int t0 = 0;
+    while (t0 < T && r->compared[t0]) t0++;
+    if (r->first_bad_position < 0 || t0 <= r->first_bad_position) {
+      r->first_bad_position = t0 < T ? t0 : -1;
+      r->first_bad_position_layer = cand->stop_layer;
+      r->first_bad_call = cand->stop_call;
+    }
+  }
   r->pass = r->reasons[0] == '\0';
   return 0;
 }

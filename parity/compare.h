@@ -9,7 +9,13 @@
  * where an earlier layer already mismatched is marked as following it (the hidden states have
  * diverged there, so it says little about this layer); it still counts. Final logits: max and
  * relative error, top-1 agreement. Candidate tensors that a trace lacks (an ONNX run has no
- * router logits unless exposed) are skipped and reported as absent. Local (no MPI). */
+ * router logits unless exposed) are skipped and reported as absent.
+ *
+ * A candidate driven like a client (ort_trace.h) says which call computed each position
+ * (trace.call); the first failing position is reported with its call (prefill or decode step
+ * k) and the lowest layer failing there. A run that stopped early (trace.stop_reason: a cache
+ * a client could not feed back) fails with that reason at that call and layer; the positions it
+ * did not compute are not compared (compared[t] = 0). Local (no MPI). */
 #ifndef GPTOSS_COMPARE_H
 #define GPTOSS_COMPARE_H
 
@@ -54,7 +60,18 @@ typedef struct {
   int pass;
   char reasons[1024];                 /* "; "-separated failed checks, "" when pass */
   int first_bad_layer;                /* lowest layer with a failing check, -1 if none */
+  /* where the candidate first goes wrong */
+  int first_bad_position;             /* lowest position failing a check, -1 if none */
+  int first_bad_position_layer;       /* lowest layer failing at that position (-1: logits or
+                                       * the whole call) */
+  int first_bad_call;                 /* the candidate call of that position: 0 prefill, k decode
+                                       * step k; -1 unknown or none */
+  uint8_t *compared;                  /* [T] 0 where the candidate has no value (run stopped) */
+  int n_compared;
 } parity_result;
+
+/* "prefill", "decode step 3", or "" (unknown call) into buf. */
+void parity_call_name(int call, char *buf, size_t len);
 
 /* Compare; ref and cand must hold the same input ids and layer count. Caller owns *out
  * (parity_result_free). */

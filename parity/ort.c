@@ -453,12 +453,96 @@ static int value_copy(ort_session *s, OrtValue *v, ort_value_out *o, err *e) {
   return 0;
 }
 
+int ort_run(ort_session *s, int n_in, const ort_value_in *ins, const char *const *names,
+            int n_out, ort_value_out *outs, err *e) {
+  const ort_api *f = &s->rt->f;
+  static const char no_data = 0; /* stands in for the data of a tensor without elements */
+  if (n_in <= 0 || n_in > 100000)
+    return err_set(e, EXIT_USAGE, "%s: a run needs between 1 and 100000 inputs (got %d)", s->path, n_in);
+  if (n_out <= 0 || (!names && n_out != s->n_out))
+    return err_set(e, EXIT_USAGE, "%s: asked for %d outputs%s; the model has %d", s->path, n_out,
+                   names ? "" : " (all)", s->n_out);
+  const char **onames = malloc((size_t)n_out * sizeof *onames);
+  const char **inames = malloc((size_t)n_in * sizeof *inames);
+  OrtValue **ovals = calloc((size_t)n_out, sizeof *ovals), **ivals = calloc((size_t)n_in, sizeof *ivals);
+  if (!onames || !inames || !ovals || !ivals) {
+    free(onames); free(inames); free(ovals); free(ivals);
+    return err_set(e, EXIT_RUNTIME, "out of memory");
+  }
+  memset(outs, 0, (size_t)n_out * sizeof *outs);
+  int rc = -1;
+  for (int i = 0; i < n_out; i++) {
+    onames[i] = names ? names[i] : s->out[i].name;
+    if (strlen(onames[i]) >= sizeof outs[i].name) {
+      err_set(e, EXIT_USAGE, "%s: output name '%.40s...' too long", s->path, onames[i]);
+      goto done;
+    }
+    snprintf(outs[i].name, sizeof outs[i].name, "%s", onames[i]);
+  }
+  for (int i = 0; i < n_in; i++) {
+    const ort_value_in *v = &ins[i];
+    const size_t es = ort_elem_size(v->elem_type);
+    size_t n_bytes = es;
+    if (!es || v->n_dims < 0 || v->n_dims > ORT_MAX_DIMS) {
+      err_set(e, EXIT_USAGE, "%s: input '%s': element type %d, rank %d not supported", s->path,
+              v->name, v->elem_type, v->n_dims);
+      goto done;
+    }
+    for (int d = 0; d < v->n_dims; d++) {
+      if (v->shape[d] < 0 || (v->shape[d] > 0 && n_bytes > SIZE_MAX / (uint64_t)v->shape[d])) {
+        err_set(e, EXIT_USAGE, "%s: input '%s': dimension %d is %lld", s->path, v->name, d,
+                (long long)v->shape[d]);
+        goto done;
+      }
+      n_bytes *= (size_t)v->shape[d];
+    }
+    if (n_bytes && !v->data) {
+      err_set(e, EXIT_USAGE, "%s: input '%s' has %zu bytes but no data", s->path, v->name, n_bytes);
+      goto done;
+    }
+    inames[i] = v->name;
+    /* ORT only reads an input tensor; the API takes void * for both directions. */
+    OrtStatus *st = f->CreateTensorWithDataAsOrtValue(
+        s->rt->cpu, n_bytes ? (void *)v->data : (void *)&no_data, n_bytes, v->shape,
+        (size_t)v->n_dims, v->elem_type, &ivals[i]);
+    if (st) {
+      st_fail(s->rt, st, e, "%s: cannot wrap input '%s'", s->path, v->name);
+      goto done;
+    }
+  }
+  OrtStatus *st = f->Run(s->s, NULL, inames, (const OrtValue *const *)ivals, (size_t)n_in, onames,
+                         (size_t)n_out, ovals);
+  if (st) {
+    char shape[128] = "";
+    for (int d = 0; d < ins[0].n_dims; d++) {
+      size_t k = strlen(shape);
+      snprintf(shape + k, sizeof shape - k, "%s%lld", d ? ", " : "", (long long)ins[0].shape[d]);
+    }
+    st_fail(s->rt, st, e, "%s: ONNX Runtime run failed (%s [%s]%s)", s->path, ins[0].name, shape,
+            n_in > 1 ? ", ..." : "");
+    goto done;
+  }
+  for (int i = 0; i < n_out; i++)
+    if (value_copy(s, ovals[i], &outs[i], e)) goto done;
+  rc = 0;
+done:
+  for (int i = 0; i < n_out; i++)
+    if (ovals[i]) f->ReleaseValue(ovals[i]);
+  for (int i = 0; i < n_in; i++)
+    if (ivals[i]) f->ReleaseValue(ivals[i]);
+  if (rc) ort_outputs_free(outs, n_out);
+  free(onames);
+  free(inames);
+  free(ovals);
+  free(ivals);
+  return rc;
+}
+
 /* Run with the model's single input `in_name` of element type elem and shape [batch, T] (width
- * 0) or [batch, T, width], fetching the named outputs (ort_run_ids). */
+ * 0) or [batch, T, width] (ort_run_ids, ort_run_hidden). */
 static int run_one_input(ort_session *s, const char *in_name, int elem, const void *data,
                          int batch, int T, int width, const char *const *names, int n_out,
                          ort_value_out *outs, err *e) {
-  const ort_api *f = &s->rt->f;
   const int n_dims = width ? 3 : 2;
   const size_t elem_bytes = ort_elem_size(elem);
   if (s->n_in != 1 || strcmp(s->in[0].name, in_name) != 0 || s->in[0].elem_type != elem)
@@ -474,52 +558,8 @@ static int run_one_input(ort_session *s, const char *in_name, int elem, const vo
   if (batch <= 0 || T <= 0 || width < 0 ||
       (size_t)batch > SIZE_MAX / elem_bytes / (size_t)T / (size_t)(width ? width : 1))
     return err_set(e, EXIT_USAGE, "%s: bad input shape [%d, %d]", s->path, batch, T);
-  if (n_out <= 0 || (!names && n_out != s->n_out))
-    return err_set(e, EXIT_USAGE, "%s: asked for %d outputs%s; the model has %d", s->path, n_out,
-                   names ? "" : " (all)", s->n_out);
-  const char **onames = malloc((size_t)n_out * sizeof *onames);
-  OrtValue **ovals = calloc((size_t)n_out, sizeof *ovals);
-  if (!onames || !ovals) {
-    free(onames);
-    free(ovals);
-    return err_set(e, EXIT_RUNTIME, "out of memory");
-  }
-  memset(outs, 0, (size_t)n_out * sizeof *outs);
-  int rc = -1;
-  for (int i = 0; i < n_out; i++) {
-    onames[i] = names ? names[i] : s->out[i].name;
-    if (strlen(onames[i]) >= sizeof outs[i].name) {
-      err_set(e, EXIT_USAGE, "%s: output name '%.40s...' too long", s->path, onames[i]);
-      goto done;
-    }
-    snprintf(outs[i].name, sizeof outs[i].name, "%s", onames[i]);
-  }
-  int64_t shape[3] = {batch, T, width};
-  size_t in_bytes = (size_t)batch * (size_t)T * (size_t)(width ? width : 1) * elem_bytes;
-  OrtValue *in = NULL;
-  /* ORT only reads an input tensor; the API takes void * for both directions. */
-  OrtStatus *st = f->CreateTensorWithDataAsOrtValue(s->rt->cpu, (void *)data, in_bytes, shape,
-                                                    (size_t)n_dims, elem, &in);
-  if (st) {
-    st_fail(s->rt, st, e, "%s: cannot wrap %s [%d, %d]", s->path, in_name, batch, T);
-    goto done;
-  }
-  st = f->Run(s->s, NULL, &in_name, (const OrtValue *const *)&in, 1, onames, (size_t)n_out, ovals);
-  f->ReleaseValue(in);
-  if (st) {
-    st_fail(s->rt, st, e, "%s: ONNX Runtime run failed (%s [%d, %d])", s->path, in_name, batch, T);
-    goto done;
-  }
-  for (int i = 0; i < n_out; i++)
-    if (value_copy(s, ovals[i], &outs[i], e)) goto done;
-  rc = 0;
-done:
-  for (int i = 0; i < n_out; i++)
-    if (ovals[i]) f->ReleaseValue(ovals[i]);
-  if (rc) ort_outputs_free(outs, n_out);
-  free(onames);
-  free(ovals);
-  return rc;
+  ort_value_in in = {in_name, elem, n_dims, {batch, T, width}, data};
+  return ort_run(s, 1, &in, names, n_out, outs, e);
 }
 
 int ort_run_ids(ort_session *s, const int64_t *ids, int batch, int T, const char *const *names,

@@ -94,6 +94,19 @@ typedef struct {
   size_t n_bytes;
 } ort_value_out;
 
+/* One input of a run: a tensor borrowed from the caller (ORT only reads it). */
+typedef struct {
+  const char *name;
+  int elem_type;     /* ORT_T_* (numeric) */
+  int n_dims;
+  int64_t shape[ORT_MAX_DIMS]; /* any dimension may be 0 (e.g. an empty KV cache) */
+  const void *data;  /* row-major; may be NULL when the tensor has no elements */
+} ort_value_in;
+
+/* Run with the given inputs (names as in the graph, each at most once; ORT itself reports a
+ * missing or misshaped one) and fetch outputs as ort_run_ids does. 0 ok, -1 error. */
+int ort_run(ort_session *s, int n_in, const ort_value_in *ins, const char *const *names,
+            int n_out, ort_value_out *outs, err *e);
 /* Run with the model's single int64 input `input_ids` = ids [batch, T] and fetch outputs:
  * the n_out named ones in that order, or, when names == NULL, all outputs in graph order (then
  * n_out must equal the model's output count). outs[n_out] is filled; on error nothing is left

@@ -21,6 +21,11 @@ static int write_meta(hid_t root, const parity_result *r, const parity_meta *m) 
   rc |= h5io_attr_str(root, "verdict", r->pass ? "pass" : "fail");
   rc |= h5io_attr_str(root, "reasons", r->reasons);
   rc |= h5io_attr_int(root, "first_bad_layer", r->first_bad_layer);
+  char call[48];
+  parity_call_name(r->first_bad_call, call, sizeof call);
+  rc |= h5io_attr_int(root, "first_bad_position", r->first_bad_position);
+  rc |= h5io_attr_int(root, "first_bad_position_layer", r->first_bad_position_layer);
+  rc |= h5io_attr_str(root, "first_bad_call", call);
   rc |= h5io_attr_str(root, "checkpoint", m->checkpoint ? m->checkpoint : "");
   rc |= h5io_attr_str(root, "reference", m->reference ? m->reference : "");
   rc |= h5io_attr_str(root, "candidate", m->candidate ? m->candidate : "");
@@ -108,6 +113,13 @@ static int write_report(hid_t f, const char *path, const parity_result *r, const
   hsize_t dT = (hsize_t)r->T;
   if (h5io_write(f, path, "/", "input_ids", H5T_NATIVE_INT32, 1, &dT, ref->input_ids, e) != 0)
     return -1;
+  /* which candidate call computed each position, and which were compared */
+  hid_t gp = h5io_group(f, path, "positions", e);
+  if (gp < 0) return -1;
+  int prc = h5io_write(gp, path, "/positions/", "compared", H5T_NATIVE_UINT8, 1, &dT, r->compared, e) ||
+            (cand->call && h5io_write(gp, path, "/positions/", "call", H5T_NATIVE_INT32, 1, &dT, cand->call, e));
+  H5Gclose(gp);
+  if (prc) return -1;
   /* per layer and token */
   for (int l = 0; l < r->L; l++) {
     char name[48];
@@ -199,7 +211,26 @@ int parity_summary_stage(const char *path, const char *svg_name, const parity_re
   if (!r->pass) strbuf_printf(&t, "**Failed checks:** %s\n\n", r->reasons);
   strbuf_printf(&t, "| | |\n| --- | --- |\n| checkpoint | `%s` |\n| reference | %s |\n| candidate | %s |\n",
      m->checkpoint, m->reference, m->candidate);
-  strbuf_printf(&t, "| positions compared | %d (%d layers, top-%d of %d experts) |\n", r->T, r->L, r->K, r->E);
+  strbuf_printf(&t, "| positions compared | %d of %d (%d layers, top-%d of %d experts) |\n", r->n_compared, r->T, r->L, r->K, r->E);
+  if (cand->call) {
+    int n_pre = 0, n_steps = 0;
+    for (int i = 0; i < r->T; i++) {
+      n_pre += cand->call[i] == 0;
+      if (cand->call[i] > n_steps) n_steps = cand->call[i];
+    }
+    strbuf_printf(&t, "| candidate calls | prefill of positions 0-%d, then %d decode step%s of one position each through the KV cache |\n",
+       n_pre - 1, n_steps, n_steps == 1 ? "" : "s");
+  }
+  if (r->first_bad_position >= 0 || r->first_bad_call >= 0) {
+    char call[48], where[64] = "the logits";
+    parity_call_name(r->first_bad_call, call, sizeof call);
+    if (r->first_bad_position_layer >= 0) snprintf(where, sizeof where, "layer %d", r->first_bad_position_layer);
+    if (r->first_bad_position >= 0)
+      strbuf_printf(&t, "| first failure | position %d%s%s%s, %s |\n", r->first_bad_position,
+         call[0] ? " (" : "", call, call[0] ? ")" : "", where);
+    else
+      strbuf_printf(&t, "| first failure | %s, %s |\n", call, where);
+  }
   char ties[96];
   if (th->tie_margin > 0)
     snprintf(ties, sizeof ties, "mismatches with a margin below %s", fmt_g(th->tie_margin, f, 32));
@@ -230,7 +261,7 @@ int parity_summary_stage(const char *path, const char *svg_name, const parity_re
   int shown = 0, total = 0;
   for (size_t i = 0; i < (size_t)r->L * r->T; i++) total += !r->set_match[i];
   if (total) {
-    strbuf_printf(&t, "## Expert-set mismatches (%d)\n\n| layer | position | reference experts | candidate experts | reference margin | |\n| ---: | ---: | --- | --- | ---: | --- |\n", total);
+    strbuf_printf(&t, "## Expert-set mismatches (%d)\n\n| layer | position | call | reference experts | candidate experts | reference margin | |\n| ---: | ---: | --- | --- | --- | ---: | --- |\n", total);
     for (int l = 0; l < r->L && shown < 50; l++)
       for (int tk = 0; tk < r->T && shown < 50; tk++) {
         const size_t i = (size_t)l * r->T + tk;
@@ -241,7 +272,9 @@ int parity_summary_stage(const char *path, const char *svg_name, const parity_re
           snprintf(er + n1, sizeof er - n1, "%s%d", j ? "," : "", ref->layers[l].topk_indices[(size_t)tk * r->K + j]);
           snprintf(ec + n2, sizeof ec - n2, "%s%d", j ? "," : "", cand->layers[l].topk_indices[(size_t)tk * r->K + j]);
         }
-        strbuf_printf(&t, "| %d | %d | %s | %s | %s | %s%s |\n", l, tk, er, ec, fmt_g(r->margin[i], a, 32),
+        char call[48];
+        parity_call_name(cand->call ? cand->call[tk] : -1, call, sizeof call);
+        strbuf_printf(&t, "| %d | %d | %s | %s | %s | %s | %s%s |\n", l, tk, call, er, ec, fmt_g(r->margin[i], a, 32),
            r->near_tie[i] ? "near-tie" : "**failure**",
            r->after_mismatch[i] ? " (after an earlier mismatch at this position)" : "");
         shown++;

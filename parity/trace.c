@@ -86,6 +86,7 @@ int trace_alloc(trace *tr, const gpt_config *c, int T, int n_layers, err *e) {
   tr->I = c->intermediate;
   tr->QKV = (int)config_qkv_rows(c);
   tr->HD = c->n_heads * c->head_dim;
+  tr->stop_layer = -1;
   int fail = 0;
   tr->input_ids = calloc((size_t)T, sizeof(int32_t));
   tr->embedding_out = calloc((size_t)T * tr->D, sizeof(float));
@@ -122,6 +123,7 @@ void trace_free(trace *tr) {
   free(tr->final_norm_out);
   free(tr->logits);
   free(tr->sliding_window);
+  free(tr->call);
   memset(tr, 0, sizeof *tr);
 }
 

@@ -36,6 +36,12 @@ typedef struct {
   float *logits;             /* [T, V] */
   model_layer_capture *layers; /* [n_layers]; debug members NULL if absent */
   int *sliding_window;       /* [n_layers] */
+  /* How a run driven like a client (ort_trace.h) got each position; not stored in files. */
+  int32_t *call;             /* [T] or NULL (unknown): 0 = the prefill call, k = decode step k,
+                              * -1 = not computed (the run stopped: stop_reason) */
+  int stop_call;             /* the call stop_reason is about (the first one not run) */
+  int stop_layer;            /* layer stop_reason is about, -1 none */
+  char stop_reason[512];     /* why the run stopped before the last position ("" = it did not) */
 } trace;
 
 typedef struct {

@@ -25,14 +25,15 @@ rm -rf "$out/onnx"
 mpirun -np "$ranks" "$bin" export "$ckpt" --output "$out/onnx" --expose routing,hidden
 echo "== parity: C forward on $ranks ranks vs the exported model in ONNX Runtime"
 rc=0
-mpirun -np "$ranks" "$bin" parity "$ckpt" --onnx "$out/onnx/model.onnx" --prompt-ids "$prompt" \
+mpirun -np "$ranks" "$bin" parity "$ckpt" --onnx "$out/onnx" --prompt-ids "$prompt" \
   --max-tokens 4 --report "$out/parity.h5" --summary "$out/parity.md" || rc=$?
 cat <<MSG
 
 demo results in $out/:
   ckpt-tiny/         the synthetic checkpoint (official original/ layout)
   inspect.txt        what inspect says about it; plan.txt: who owns what on $ranks ranks
-  onnx/              the exported model (model.onnx + model.onnx.data)
+  onnx/              the exported model as clients load it (onnx/model.onnx + its data,
+                     config.json, generation_config.json, genai_config.json)
   parity.md          the routing-parity summary (parity.svg: its chart; parity.h5: every figure)
 MSG
 exit $rc

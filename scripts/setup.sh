@@ -4,8 +4,10 @@
 # As root it runs apt-get itself; otherwise it prints the exact command and fails.
 # Then ONNX Runtime (parity against an exported model, docs/onnxruntime.md): the npm package
 # onnxruntime-node@1.30.0 under .deps/ort, whose libonnxruntime.so.1 is the build's default
-# --ort-lib. Quick when present; plain `cmake --build` never needs it. With --test, the
-# tokenizer's reference implementations under .deps/tok (docs/tokenizer.md).
+# --ort-lib. With --test also the tokenizer's reference implementations under .deps/tok
+# (docs/tokenizer.md) and transformers.js (@huggingface/transformers@4.3.2 under .deps/tjs), the
+# real client the tests generate with (docs/export.md "Clients"); both run offline. Quick when
+# present; plain `cmake --build` never needs any of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -91,5 +93,21 @@ if [ "${1:-}" = "--test" ]; then
       echo "  They come from the npm registry; without it the tests labelled tokenizer fail." >&2
       exit 1
     fi
+  fi
+fi
+
+# transformers.js for the client tests. ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's
+# postinstall would otherwise try to download the CUDA execution provider (and fail offline).
+TJS_VERSION=4.3.2
+TJS_PREFIX=.deps/tjs
+TJS_PKG=$TJS_PREFIX/node_modules/@huggingface/transformers/package.json
+if [ "${1:-}" = "--test" ] && ! grep -q "\"version\": \"$TJS_VERSION\"" "$TJS_PKG" 2>/dev/null; then
+  echo "gptoss-mpi setup: installing @huggingface/transformers@$TJS_VERSION under $TJS_PREFIX" >&2
+  mkdir -p "$TJS_PREFIX"
+  if ! ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --prefix "$PWD/$TJS_PREFIX" \
+         "@huggingface/transformers@$TJS_VERSION" >"$TJS_PREFIX/npm.log" 2>&1 || [ ! -f "$TJS_PKG" ]; then
+    cat "$TJS_PREFIX/npm.log" >&2
+    echo "gptoss-mpi setup: could not install @huggingface/transformers@$TJS_VERSION (log: $TJS_PREFIX/npm.log)" >&2
+    exit 1
   fi
 fi

@@ -25,3 +25,10 @@ set_tests_properties(export_configs PROPERTIES LABELS "export;mpi;golden;slow" T
 # the graph builder alone: a small Loop model through ORT, misuse reported by the writer
 gptoss_unit_test(test_export_graph SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_export_graph.c
                  LIBS export parity LABELS export)
+# The real 20B and 120B shapes (header-only checkpoints, data as holes) export as decoders that
+# ONNX Runtime loads with the decoder's I/O (24 / 36 layers, KV 8, head_dim 64); ~2 s.     (export, ort)
+add_executable(test_export_shapes ${CMAKE_CURRENT_SOURCE_DIR}/test_export_shapes.c)
+target_link_libraries(test_export_shapes PRIVATE testutil export parity)
+add_test(NAME test_export_shapes COMMAND test_export_shapes)
+set_tests_properties(test_export_shapes PROPERTIES LABELS "export;ort" TIMEOUT 300
+  ENVIRONMENT "TMPDIR_BASE=${CMAKE_CURRENT_BINARY_DIR}")

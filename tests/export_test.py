@@ -4,11 +4,16 @@ tests/test_export_ort.c (parity/ort.h).
 usage: export_test.py WHAT GPTOSS_BIN ORT_CHECK WORKDIR
   golden     golden/case-a exported with 1, 2, 3 ranks in both weight modes (+ per-rank files,
              --stages 2): ORT logits vs golden.h5:/fp32 within 2e-5 x max|ref|, exposed routing
-             identical as sets, identical output bytes across rank counts
+             identical as sets, identical output bytes across rank counts; driven as a client
+             drives it: one prefill, or a short prefill then one decode step per position
+             through the KV cache, batch 2, and a left-padded row equal to its prompt alone
+             within 1e-5 x max|ref|
   structure  graph structure read with Debian's onnx 1.12 (proto fields only; IR 11 is beyond
-             its checker): opset/IR stamps, I/O names, types, symbolic dims, op types and counts
-             per layer, node and initializer names, no weights inside model.onnx, external data
-             locations/offsets/alignment
+             its checker): opset/IR stamps, decoder I/O names, types, dims (batch_size, numeric
+             KV and head_dim), op types and counts per layer, node and initializer names, no
+             weights inside model.onnx, external data locations/offsets/alignment; the client
+             files (config.json, generation_config.json, genai_config.json) and the tokenizer
+             files copied from the checkpoint's repository (chat template merged)
   fault      injected failures (data, graph phases, one rank) leave nothing; a killed export
              leaves only a hidden temp dir; existing output refused; usage errors
   configs    other configurations (synth: other E, k, heads, odd L, sliding_window 0, no YaRN,
@@ -25,6 +30,8 @@ import sys
 import time
 
 import numpy as np
+
+from synth_ckpt import config, write_checkpoint
 
 WHAT, BIN, CHECK, WORK = sys.argv[1:5]
 GOLDEN = os.environ.get("GOLDEN", os.path.join(os.path.dirname(__file__), "golden", "case-a"))
@@ -61,14 +68,22 @@ def ort_check(model, ref, group, extra=()):
         fail(f"{tag}: {r.stdout.strip()} {r.stderr.strip()}")
 
 
+def tree(d):
+    return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs)
+
+
 def same_tree(a, b):
-    fa, fb = sorted(os.listdir(a)), sorted(os.listdir(b))
+    fa, fb = tree(a), tree(b)
     if fa != fb:
         return f"files differ: {fa} vs {fb}"
     for f in fa:
         if not filecmp.cmp(os.path.join(a, f), os.path.join(b, f), shallow=False):
             return f"{f} differs"
     return None
+
+
+def model(out):
+    return os.path.join(out, "onnx", "model.onnx")
 
 
 def test_golden():
@@ -79,8 +94,11 @@ def test_golden():
             out = os.path.join(WORK, f"golden-{w}-np{p}")
             if not export(GOLDEN, out, p, ["--weights", w, "--expose", "routing,hidden"]):
                 continue
-            ort_check(os.path.join(out, "model.onnx"), ref, "/fp32",
-                      ["--batch", "2"] if p == 2 else [])
+            # p = 1: one prefill; p = 2: batch 2, prefill 5 then 19 decode steps; p = 3: a
+            # row left-padded by 9 next to the full one, prefill 12 then decode steps
+            ort_check(model(out), ref, "/fp32",
+                      {1: [], 2: ["--batch", "2", "--prefill", "5"],
+                       3: ["--pad", "9", "--prefill", "12", "--tol", "1e-5"]}[p])
             if first is None:
                 first = out
             else:
@@ -93,14 +111,14 @@ def test_golden():
     # per-rank data files, and a 2-stage plan
     out = os.path.join(WORK, "golden-perrank-np3")
     if export(GOLDEN, out, 3, ["--data-files", "per-rank", "--expose", "routing"]):
-        files = sorted(f for f in os.listdir(out) if f.startswith("model.onnx.data"))
+        files = sorted(f for f in os.listdir(os.path.join(out, "onnx")) if f.startswith("model.onnx.data"))
         print(f"  per-rank files: {files}")
         if len(files) < 2:
             fail(f"per-rank with 3 ranks wrote {files}")
-        ort_check(os.path.join(out, "model.onnx"), ref, "/fp32")
+        ort_check(model(out), ref, "/fp32", ["--prefill", "1"])
     out = os.path.join(WORK, "golden-stages2-np2")
     if export(GOLDEN, out, 2, ["--stages", "2", "--expose", "routing,hidden"]):
-        ort_check(os.path.join(out, "model.onnx"), ref, "/fp32")
+        ort_check(model(out), ref, "/fp32")
         d = same_tree(os.path.join(WORK, "golden-mxfp4-np1"), out)
         if d:
             fail(f"--stages 2 output differs from -np 1: {d}")
@@ -108,7 +126,7 @@ def test_golden():
     for extra in ([], ["--dense", "fp32"]):
         out = os.path.join(WORK, "golden-plain" + "".join(extra).replace("-", ""))
         if export(GOLDEN, out, 1, extra):
-            ort_check(os.path.join(out, "model.onnx"), ref, "/fp32")
+            ort_check(model(out), ref, "/fp32", ["--prefill", "20"])
 
 
 def test_structure():
@@ -121,7 +139,7 @@ def test_structure():
         out = os.path.join(WORK, f"struct-{w}")
         if not export(GOLDEN, out, 2, ["--weights", w, "--expose", "routing,hidden"]):
             continue
-        path = os.path.join(out, "model.onnx")
+        path = model(out)
         m = onnx.load(path, load_external_data=False)
         g = m.graph
         if m.ir_version != 11:
@@ -134,18 +152,31 @@ def test_structure():
             return [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
 
         ins = [(i.name, i.type.tensor_type.elem_type, dims(i)) for i in g.input]
-        if ins != [("input_ids", 7, ["batch", "sequence"])]:
-            fail(f"{w}: inputs {ins}")
-        want = {"logits": (1, ["batch", "sequence", V])}
+        KV, Dh = cfg["num_key_value_heads"], cfg["head_dim"]
+        want_in = [("input_ids", 7, ["batch_size", "sequence_length"]),
+                   ("attention_mask", 7, ["batch_size", "total_sequence_length"]),
+                   ("position_ids", 7, ["batch_size", "sequence_length"])]
         for n in range(L):
-            want[f"routing.{n}.topk_indices"] = (7, ["batch", "sequence", K])
-            want[f"routing.{n}.topk_weights"] = (1, ["batch", "sequence", K])
-            want[f"routing.{n}.router_logits"] = (1, ["batch", "sequence", E])
-            want[f"hidden.{n}.after_attn"] = (1, ["batch", "sequence", D])
-            want[f"hidden.{n}.after_mlp"] = (1, ["batch", "sequence", D])
-        got = {o.name: (o.type.tensor_type.elem_type, dims(o)) for o in g.output}
+            for kv in ("key", "value"):
+                want_in.append((f"past_key_values.{n}.{kv}", 1, ["batch_size", KV, "past_sequence_length", Dh]))
+        if ins != want_in:
+            fail(f"{w}: inputs {ins}")
+        bs = ["batch_size", "sequence_length"]
+        want = {"logits": (1, bs + [V])}
+        for n in range(L):
+            for kv in ("key", "value"):
+                want[f"present.{n}.{kv}"] = (1, ["batch_size", KV, "total_sequence_length", Dh])
+            want[f"routing.{n}.topk_indices"] = (7, bs + [K])
+            want[f"routing.{n}.topk_weights"] = (1, bs + [K])
+            want[f"routing.{n}.router_logits"] = (1, bs + [E])
+            want[f"hidden.{n}.after_attn"] = (1, bs + [D])
+            want[f"hidden.{n}.after_mlp"] = (1, bs + [D])
+        got = {o.name: (o.type.tensor_type.elem_type, tuple(dims(o))) for o in g.output}
+        want = {k: (t, tuple(d)) for k, (t, d) in want.items()}
         if got != want:
             fail(f"{w}: outputs differ: {sorted(set(got.items()) ^ set(want.items()))[:6]}")
+        if [o.name for o in g.output][:3] != ["logits", "present.0.key", "present.0.value"]:
+            fail(f"{w}: output order {[o.name for o in g.output][:3]}")
         # no weights inside model.onnx: every initializer above 64 bytes is external
         size = os.path.getsize(path)
         inits = {t.name: t for t in g.initializer}
@@ -155,7 +186,7 @@ def test_structure():
                 loc, off, ln = ext["location"], int(ext["offset"]), int(ext["length"])
                 if os.path.isabs(loc) or ".." in loc.split("/"):
                     fail(f"{w}: {t.name}: location {loc} not relative inside the directory")
-                fsz = os.path.getsize(os.path.join(out, loc))
+                fsz = os.path.getsize(os.path.join(out, "onnx", loc))
                 if off + ln > fsz:
                     fail(f"{w}: {t.name}: [{off}, {off + ln}) past the end of {loc} ({fsz})")
                 if ln >= 1 << 20 and off % 65536:
@@ -191,9 +222,10 @@ def test_structure():
                     for b in a.g.node:
                         per_layer[key].append("body:" + b.op_type)
         for n in range(L):
-            ops = per_layer.get(f"block.{n}", [])
-            cnt = {o: ops.count(o) for o in set(ops)}
+            lops = per_layer.get(f"block.{n}", [])
+            cnt = {o: lops.count(o) for o in set(lops)}
             exp = {"RMSNormalization": 2, "RotaryEmbedding": 2, "Attention": 1, "TopK": 1, "Softmax": 1,
+                   "Concat": 4, "Pad": 1, "Transpose": 4,
                    "Unique": 1, "Loop": 1, "body:ScatterND": 1, "body:NonZero": 1, "body:Gemm": 2,
                    "body:Sigmoid": 1, "body:Min": 1, "body:Clip": 1,
                    "Gemm": 3, "Cast": 9, "MatMul": 0, "body:Cast": 6 if w == "mxfp4" else 2,
@@ -204,11 +236,87 @@ def test_structure():
             if not all(nd.name.startswith(f"/block.{n}/") for nd in g.node if nd.name.split("/")[1:2] == [f"block.{n}"]):
                 fail(f"{w}: layer {n}: node names")
         for nm in ("/block.3/attn/qkv/Gemm", "/block.0/mlp/gate/Gemm", "/block.1/attn/sdpa/Attention",
-                   "/embedding/Gather", "/unembedding/Gemm", "/block.2/mlp/experts/Loop"):
+                   "/embedding/Gather", "/unembedding/Gemm", "/block.2/mlp/experts/Loop",
+                   "/block.2/attn/cache/Concat_key", "/mask/CumSum", "/positions/Where"):
             if nm not in [nd.name for nd in g.node]:
                 fail(f"{w}: no node named {nm}")
         print(f"  {w}: IR {m.ir_version}, opset {ops}, {len(g.node)} top-level nodes, "
               f"{len(g.initializer)} initializers, model.onnx {size} bytes", flush=True)
+        check_client_files(out, cfg, L, tokenizer=False)
+    # the tokenizer files of the checkpoint's repository (the parent of original/), chat
+    # template merged into tokenizer_config.json; config.json of --max-layers says 2 layers
+    repo = os.path.join(WORK, "repo")
+    os.makedirs(os.path.join(repo, "original"))
+    for f in os.listdir(os.path.join(GOLDEN, "original")):
+        os.symlink(os.path.join(GOLDEN, "original", f), os.path.join(repo, "original", f))
+    tok = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": []}
+    json.dump(tok, open(os.path.join(repo, "tokenizer.json"), "w"))
+    json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 131072},
+              open(os.path.join(repo, "tokenizer_config.json"), "w"))
+    template = "{% for m in messages %}<|start|>{{ m['role'] }}<|message|>{{ m['content'] }}<|end|>{% endfor %}"
+    open(os.path.join(repo, "chat_template.jinja"), "w").write(template)
+    out = os.path.join(WORK, "struct-tokenizer")
+    if export(os.path.join(repo, "original"), out, 1, ["--max-layers", "2"]):
+        check_client_files(out, cfg, 2, tokenizer=True)
+        if json.load(open(os.path.join(out, "tokenizer.json"))) != tok:
+            fail("tokenizer.json not copied as it is")
+        tc = json.load(open(os.path.join(out, "tokenizer_config.json")))
+        if tc.get("chat_template") != template or tc.get("model_max_length") != 131072:
+            fail(f"tokenizer_config.json: {tc}")
+        if open(os.path.join(out, "chat_template.jinja")).read() != template:
+            fail("chat_template.jinja not copied")
+    # a FIFO where a tokenizer file would be: refused, nothing left
+    os.remove(os.path.join(repo, "tokenizer.json"))
+    os.mkfifo(os.path.join(repo, "tokenizer.json"))
+    out = os.path.join(WORK, "struct-fifo")
+    r = mpirun(1, ["export", os.path.join(repo, "original"), "--output", out])
+    if r.returncode != 1 or "not a regular file" not in r.stderr or os.path.exists(out) or \
+            [f for f in os.listdir(WORK) if "struct-fifo" in f]:
+        fail(f"FIFO tokenizer.json: exit {r.returncode}: {r.stderr.strip()}")
+
+
+def check_client_files(out, cfg, L, tokenizer):
+    """config.json / generation_config.json / genai_config.json beside the model (what
+    transformers.js and ONNX Runtime GenAI read, docs/export.md "Files")."""
+    files = sorted(os.listdir(out))
+    want = ["config.json", "genai_config.json", "generation_config.json", "onnx"]
+    want += ["chat_template.jinja", "tokenizer.json", "tokenizer_config.json"] if tokenizer else []
+    if files != sorted(want):
+        fail(f"{out}: files {files}")
+        return
+    c = json.load(open(os.path.join(out, "config.json")))
+    for k, v in (("model_type", "gpt_oss"), ("num_hidden_layers", L), ("architectures", ["GptOssForCausalLM"]),
+                 ("num_key_value_heads", cfg["num_key_value_heads"]), ("head_dim", cfg["head_dim"]),
+                 ("num_attention_heads", cfg["num_attention_heads"]), ("hidden_size", cfg["hidden_size"]),
+                 ("vocab_size", cfg["vocab_size"]), ("num_local_experts", cfg["num_experts"]),
+                 ("sliding_window", cfg["sliding_window"]), ("eos_token_id", 200002), ("pad_token_id", 199999)):
+        if c.get(k) != v:
+            fail(f"config.json: {k} = {c.get(k)!r}, expected {v!r}")
+    if "quantization_config" in c or len(c.get("layer_types", [])) != L:
+        fail(f"config.json: quantization_config / layer_types {c.get('layer_types')}")
+    gc = json.load(open(os.path.join(out, "generation_config.json")))
+    if gc.get("eos_token_id") != [200002, 199999, 200012] or gc.get("do_sample") is not False:
+        fail(f"generation_config.json: {gc}")
+    ga = json.load(open(os.path.join(out, "genai_config.json")))
+    m, dec = ga["model"], ga["model"]["decoder"]
+    want_dec = {"filename": "onnx/model.onnx", "head_size": cfg["head_dim"], "hidden_size": cfg["hidden_size"],
+                "num_attention_heads": cfg["num_attention_heads"], "num_hidden_layers": L,
+                "num_key_value_heads": cfg["num_key_value_heads"],
+                "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask",
+                           "position_ids": "position_ids", "past_key_names": "past_key_values.%d.key",
+                           "past_value_names": "past_key_values.%d.value"},
+                "outputs": {"logits": "logits", "present_key_names": "present.%d.key",
+                            "present_value_names": "present.%d.value"}}
+    for k, v in want_dec.items():
+        if dec.get(k) != v:
+            fail(f"genai_config.json: decoder.{k} = {dec.get(k)!r}, expected {v!r}")
+    ctx = cfg["initial_context_length"] * cfg["rope_scaling_factor"]
+    if m.get("type") != "gptoss" or m.get("context_length") != ctx or \
+            m.get("eos_token_id") != [200002, 199999, 200012] or \
+            ga["search"].get("past_present_share_buffer") is not False or ga["search"].get("do_sample") is not False:
+        fail(f"genai_config.json: model {m}, search {ga['search']}")
+    if not os.path.isfile(os.path.join(out, dec["filename"])):
+        fail(f"genai_config.json: decoder file {dec['filename']} missing")
 
 
 def test_fault():
@@ -247,7 +355,7 @@ def test_fault():
         fail(f"non-empty output: exit {r.returncode}: {r.stderr.strip()}")
     os.remove(os.path.join(out, "keep.txt"))
     r = mpirun(1, ["export", GOLDEN, "--output", out, "-q"])
-    if r.returncode != 0 or "model.onnx" not in os.listdir(out):
+    if r.returncode != 0 or not os.path.isfile(model(out)):
         fail(f"empty output dir: exit {r.returncode}: {r.stderr.strip()}")
     # corrupt values: one NaN bf16 / one overflowing scale byte, found by the rank that writes it
     for tensor, elem, val, mode in (("embedding.weight", 5, b"\xc0\x7f", "mxfp4"),
@@ -282,67 +390,6 @@ def test_fault():
         fail(f"--max-layers 9 on 4 layers: exit {r.returncode}")
 
 
-def bf16_bytes(a):
-    u = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    return u.astype("<u2").tobytes()
-
-
-def write_checkpoint(d, cfg, seed):
-    """Random weights of config cfg in the original layout (spec sections 1-3)."""
-    rng = np.random.default_rng(seed)
-    D, I, E = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_experts"]
-    nh, nkv, hd, V = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"], cfg["vocab_size"]
-    t = {}
-
-    def bf(name, shape, std, mean=0.0):
-        t[name] = ("BF16", list(shape), bf16_bytes(mean + std * rng.standard_normal(shape)))
-
-    def mx(name, R, C):
-        t[name + ".blocks"] = ("U8", [E, R, C // 32, 16], rng.integers(0, 256, (E, R, C // 32, 16), dtype=np.uint8).tobytes())
-        t[name + ".scales"] = ("U8", [E, R, C // 32], rng.integers(121, 125, (E, R, C // 32), dtype=np.uint8).tobytes())
-
-    bf("embedding.weight", (V, D), 1.0)
-    bf("norm.scale", (D,), 0.1, 1.0)
-    bf("unembedding.weight", (V, D), D ** -0.5)
-    for n in range(cfg["num_hidden_layers"]):
-        p = f"block.{n}."
-        bf(p + "attn.norm.scale", (D,), 0.1, 1.0)
-        bf(p + "attn.qkv.weight", (hd * (nh + 2 * nkv), D), D ** -0.5)
-        bf(p + "attn.qkv.bias", (hd * (nh + 2 * nkv),), 0.1)
-        bf(p + "attn.sinks", (nh,), 1.0)
-        bf(p + "attn.out.weight", (D, nh * hd), (nh * hd) ** -0.5)
-        bf(p + "attn.out.bias", (D,), 0.1)
-        bf(p + "mlp.norm.scale", (D,), 0.1, 1.0)
-        bf(p + "mlp.gate.weight", (E, D), D ** -0.5)
-        bf(p + "mlp.gate.bias", (E,), 0.1)
-        mx(p + "mlp.mlp1_weight", 2 * I, D)
-        bf(p + "mlp.mlp1_bias", (E, 2 * I), 0.1)
-        mx(p + "mlp.mlp2_weight", D, I)
-        bf(p + "mlp.mlp2_bias", (E, D), 0.1)
-    header, off, blobs = {}, 0, []
-    for name, (dt, shape, raw) in t.items():
-        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(raw)]}
-        off += len(raw)
-        blobs.append(raw)
-    hj = json.dumps(header).encode()
-    hj += b" " * (-len(hj) % 8)
-    os.makedirs(d)
-    with open(os.path.join(d, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(cfg, f)
-
-
-def config(**kw):
-    c = dict(num_hidden_layers=3, num_experts=8, experts_per_token=4, vocab_size=512, hidden_size=64,
-             intermediate_size=96, swiglu_limit=7.0, head_dim=16, num_attention_heads=8,
-             num_key_value_heads=2, sliding_window=8, initial_context_length=4096, rope_theta=150000,
-             rope_scaling_factor=32.0, rope_ntk_alpha=1, rope_ntk_beta=32)
-    c.update(kw)
-    return c
-
-
 CASES = [
     ("synth-e8-l3", ["--preset", "tiny", "--experts", "8", "--layers", "3", "--seed", "5"]),
     ("synth-hf-l2", ["--preset", "tiny", "--layers", "2", "--seed", "9", "--layout", "hf"]),
@@ -374,7 +421,7 @@ def test_configs():
         for w, p in (("mxfp4", 2), ("fp32", 3)):
             out = os.path.join(WORK, f"ex-{name}-{w}")
             if export(ck, out, p, ["--weights", w, "--expose", "routing,hidden", "--max-positions", "64"]):
-                ort_check(os.path.join(out, "model.onnx"), trace, "/")
+                ort_check(model(out), trace, "/", ["--prefill", "6", "--pad", "3"])
             shutil.rmtree(out, ignore_errors=True)
     # --max-layers: against run --max-layers of the golden checkpoint
     trace = os.path.join(WORK, "run-golden-l2.h5")
@@ -385,7 +432,7 @@ def test_configs():
     else:
         out = os.path.join(WORK, "ex-golden-l2")
         if export(GOLDEN, out, 2, ["--max-layers", "2", "--expose", "routing,hidden"]):
-            ort_check(os.path.join(out, "model.onnx"), trace, "/")
+            ort_check(model(out), trace, "/", ["--prefill", "4"])
 
 
 def main():

@@ -72,13 +72,16 @@ for extra in ([], ["--dense", "fp32", "--weights", "fp32"]):
                           "--expose", "routing,hidden", *extra])
         check(f"export ({tag}) of {os.path.basename(src)} on 2 ranks", rc == 0, err[-500:])
     if os.path.isdir(out_odd):
-        rc, o, err = run([CHECK, os.path.join(out_odd, "model.onnx"), G5, "/fp32"])
+        rc, o, err = run([CHECK, os.path.join(out_odd, "onnx", "model.onnx"), G5, "/fp32"])
         print(" ".join(o.split())[:400])
         check(f"export ({tag}) in ONNX Runtime matches the golden", rc == 0, (o + err)[-800:])
     if os.path.isdir(out_odd) and os.path.isdir(out_ref):
-        same = sorted(os.listdir(out_odd)) == sorted(os.listdir(out_ref)) and all(
-            filecmp.cmp(os.path.join(out_odd, f), os.path.join(out_ref, f), shallow=False) for f in os.listdir(out_ref))
-        check(f"export ({tag}): bytes identical to the aligned checkpoint's export", same)
+        def files(top):
+            return sorted(os.path.relpath(os.path.join(d, f), top) for d, _, fs in os.walk(top) for f in fs)
+        same = files(out_odd) == files(out_ref) and all(
+            filecmp.cmp(os.path.join(out_odd, f), os.path.join(out_ref, f), shallow=False) for f in files(out_ref))
+        check(f"export ({tag}): bytes identical to the aligned checkpoint's export", same,
+              f"{files(out_odd)} vs {files(out_ref)}")
 
 if not FAILS:
     shutil.rmtree(WORK, ignore_errors=True)

@@ -9,6 +9,18 @@ ort_models.py OUT_DIR writes:
                    folding removes it from level 1 (basic) on, which the test observes).
   tiny_ext.onnx    the same graph with every initializer in tiny_ext.bin (external data)
   two_inputs.onnx  input_ids + a second input (ort_run_ids must refuse it)
+  cache.onnx       past float [batch, 2, past, 3] and new int64 [batch, 2, sequence, 3] ->
+                   present = Concat(past, Cast(new, float), axis 2) [batch, 2, total, 3]:
+                   ort_run with several inputs of two types and an empty (past = 0) tensor
+  decoder.onnx     a decoder with a KV cache in the export's I/O conventions, with values easy
+                   to predict (tests/test_export_kv.c drives it through ort_trace_run): inputs
+                   input_ids, attention_mask, position_ids, past_key_values.0.key/value float
+                   [batch_size, 1, past_sequence_length, 1]; present.0.key = past ++ ids,
+                   present.0.value = past ++ positions; logits [.., 3] = the id,
+                   routing.0.topk_indices [.., 1] = id mod 2, topk_weights 1, router_logits
+                   [.., 2] = hidden.0.after_attn [.., 2] = the position, hidden.0.after_mlp
+                   [.., 2] = the sum of every id in the cache (so a cache fed back wrong shows)
+  decoder_sink.onnx the same, but present.0.key holds one (zero) row more than the positions seen
   garbage.onnx     bytes that are not a protobuf ModelProto
 Values are multiples of 1/8 and 1/4 so every product and sum is exact in fp32: the C test
 recomputes them with the same formulas (table_val, w_val) and compares exactly.
@@ -65,6 +77,70 @@ def graph(two_inputs=False):
     return m
 
 
+def cache_graph():
+    nodes = [helper.make_node("Cast", ["new"], ["new_f"], name="/cast", to=TensorProto.FLOAT),
+             helper.make_node("Concat", ["past", "new_f"], ["present"], name="/concat", axis=2)]
+    inputs = [helper.make_tensor_value_info("past", TensorProto.FLOAT, ["batch", 2, "past", 3]),
+              helper.make_tensor_value_info("new", TensorProto.INT64, ["batch", 2, "sequence", 3])]
+    outputs = [helper.make_tensor_value_info("present", TensorProto.FLOAT, ["batch", 2, "total", 3])]
+    m = helper.make_model(helper.make_graph(nodes, "cache", inputs, outputs),
+                          producer_name="gptoss-mpi-tests", opset_imports=[helper.make_opsetid("", 23)])
+    m.ir_version = 10
+    return m
+
+
+def decoder_graph(extra_row=False):
+    I = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)
+    F = lambda name, v: numpy_helper.from_array(np.array(v, np.float32), name)
+    inits = [I("ax13", [1, 3]), I("ax2", [2]), I("ax12", [1, 2]), I("two", 2), I("e3", [1, 1, 3]),
+             I("e2", [1, 1, 2]), I("ax123", [1, 2, 3]), I("s0", [0]), I("s1", [1]), F("zero", 0.0), F("one", 1.0)]
+    n = helper.make_node
+    nodes = [
+        n("Cast", ["input_ids"], ["idsf"], name="/ids", to=TensorProto.FLOAT),
+        n("Cast", ["position_ids"], ["posf"], name="/pos", to=TensorProto.FLOAT),
+        n("Unsqueeze", ["idsf", "ax13"], ["ids4"], name="/ids4"),
+        n("Unsqueeze", ["posf", "ax13"], ["pos4"], name="/pos4"),
+        n("Slice", ["ids4", "s0", "s1", "ax2"], ["first4"], name="/first"),
+        n("Mul", ["first4", "zero"], ["zero_row"], name="/zero_row"),        # [B, 1, 1, 1] zeros
+        n("Concat", ["past_key_values.0.key", "ids4"] + (["zero_row"] if extra_row else []),
+          ["present.0.key"], name="/present_key", axis=2),
+        n("Concat", ["past_key_values.0.value", "pos4"], ["present.0.value"], name="/present_value", axis=2),
+        n("Unsqueeze", ["idsf", "ax2"], ["ids3"], name="/ids3"),
+        n("Unsqueeze", ["posf", "ax2"], ["pos3"], name="/pos3"),
+        n("Expand", ["ids3", "e3"], ["logits"], name="/logits"),
+        n("Mod", ["input_ids", "two"], ["idmod"], name="/mod"),
+        n("Unsqueeze", ["idmod", "ax2"], ["routing.0.topk_indices"], name="/topk"),
+        n("Mul", ["ids3", "zero"], ["z3"], name="/z3"),
+        n("Add", ["z3", "one"], ["routing.0.topk_weights"], name="/weights"),
+        n("Expand", ["pos3", "e2"], ["routing.0.router_logits"], name="/router"),
+        n("Expand", ["pos3", "e2"], ["hidden.0.after_attn"], name="/attn"),
+        n("ReduceSum", ["present.0.key", "ax123"], ["sum"], name="/sum", keepdims=0),
+        n("Unsqueeze", ["sum", "ax12"], ["sum3"], name="/sum3"),
+        n("Mul", ["hidden.0.after_attn", "zero"], ["z2"], name="/z2"),
+        n("Add", ["z2", "sum3"], ["hidden.0.after_mlp"], name="/mlp"),
+    ]
+    bs = ["batch_size", "sequence_length"]
+    cache = ["batch_size", 1, "past_sequence_length", 1]
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, bs),
+              helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch_size", "total_sequence_length"]),
+              helper.make_tensor_value_info("position_ids", TensorProto.INT64, bs),
+              helper.make_tensor_value_info("past_key_values.0.key", TensorProto.FLOAT, cache),
+              helper.make_tensor_value_info("past_key_values.0.value", TensorProto.FLOAT, cache)]
+    total = ["batch_size", 1, "total_sequence_length", 1]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, bs + [3]),
+               helper.make_tensor_value_info("present.0.key", TensorProto.FLOAT, total),
+               helper.make_tensor_value_info("present.0.value", TensorProto.FLOAT, total),
+               helper.make_tensor_value_info("routing.0.topk_indices", TensorProto.INT64, bs + [1]),
+               helper.make_tensor_value_info("routing.0.topk_weights", TensorProto.FLOAT, bs + [1]),
+               helper.make_tensor_value_info("routing.0.router_logits", TensorProto.FLOAT, bs + [2]),
+               helper.make_tensor_value_info("hidden.0.after_attn", TensorProto.FLOAT, bs + [2]),
+               helper.make_tensor_value_info("hidden.0.after_mlp", TensorProto.FLOAT, bs + [2])]
+    m = helper.make_model(helper.make_graph(nodes, "decoder", inputs, outputs, initializer=inits),
+                          producer_name="gptoss-mpi-tests", opset_imports=[helper.make_opsetid("", 23)])
+    m.ir_version = 10
+    return m
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -72,6 +148,9 @@ def main():
     onnx.save_model(graph(), os.path.join(out, "tiny_ext.onnx"), save_as_external_data=True,
                     all_tensors_to_one_file=True, location="tiny_ext.bin", size_threshold=0)
     onnx.save_model(graph(two_inputs=True), os.path.join(out, "two_inputs.onnx"))
+    onnx.save_model(cache_graph(), os.path.join(out, "cache.onnx"))
+    onnx.save_model(decoder_graph(), os.path.join(out, "decoder.onnx"))
+    onnx.save_model(decoder_graph(extra_row=True), os.path.join(out, "decoder_sink.onnx"))
     with open(os.path.join(out, "garbage.onnx"), "wb") as f:
         f.write(b"\xff\xff\xff\xff not an onnx model \x00\x01" * 16)
 

@@ -23,22 +23,12 @@ import h5py
 import numpy as np
 import onnx
 
+from harness import ENV, check, finish
+
 BIN, GOLDEN, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 CKPT = os.path.join(GOLDEN, "original")
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
-ENV.pop("GPTOSS_FAULT", None)
 ERR_TOL = 1e-6     # per-layer relative errors and weight differences: per-stage vs whole-model
 ROUTER_TOL = 4e-6  # router-logit differences are absolute (logits up to ~10: a few float32 ulps)
-fails = checks = 0
-
-
-def check(cond, what):
-    global fails, checks
-    checks += 1
-    if not cond:
-        fails += 1
-        print("FAIL:", what, flush=True)
 
 
 def run(np_, *args, env=None):
@@ -98,7 +88,7 @@ whole = os.path.join(WORK, "whole")
 rc, out, err = run(2, "export", CKPT, "--output", whole, "--expose", "routing,hidden", "-q")
 check(rc == 0, f"export: {rc} {err}")
 rep_w, rep_s = os.path.join(WORK, "whole.h5"), os.path.join(WORK, "stage.h5")
-rc, out, err = parity(3, CKPT, rep_w, "--onnx", os.path.join(whole, "model.onnx"), "--stages", "3")
+rc, out, err = parity(3, CKPT, rep_w, "--onnx", whole, "--stages", "3")
 check(rc == 0, f"whole-model parity: exit {rc}: {err[-600:]}")
 rc, out, err = parity(3, CKPT, rep_s, "--per-stage", "--stages", "3", "-v",
                       "--summary", os.path.join(WORK, "stage.md"))
@@ -121,11 +111,12 @@ for a, b in split:
     rc, out, err = run(2 if b - a > 1 else 1, "export", CKPT, "--output", d, "--layers", f"{a}:{b}",
                        "--expose", "routing,hidden", "-q")
     check(rc == 0, f"export --layers {a}:{b}: {rc} {err}")
-    m = onnx.load(os.path.join(d, "model.onnx"), load_external_data=False)
+    m = onnx.load(os.path.join(d, "onnx", "model.onnx"), load_external_data=False)
     ins = [i.name for i in m.graph.input]
     outs = {o.name for o in m.graph.output}
     inits = {t.name for t in m.graph.initializer}
     check(ins == ["hidden_in"], f"{a}:{b}: inputs {ins}")
+    check(sorted(os.listdir(d)) == ["onnx"], f"{a}:{b}: a sub-model is no client model: {os.listdir(d)}")
     want = {"hidden_out"} | {f"routing.{n}.{k}" for n in range(a, b)
                              for k in ("topk_indices", "topk_weights", "router_logits")} \
         | {f"hidden.{n}.after_{k}" for n in range(a, b) for k in ("attn", "mlp")}
@@ -145,10 +136,10 @@ if os.path.exists(rep):
 bad = os.path.join(WORK, "subs-bad")
 shutil.copytree(subs, bad)
 mid = next(os.path.join(bad, f"layers-{a}-{b}") for a, b in split if a <= 2 < b)
-m = onnx.load(os.path.join(mid, "model.onnx"), load_external_data=False)
+m = onnx.load(os.path.join(mid, "onnx", "model.onnx"), load_external_data=False)
 t = next(t for t in m.graph.initializer if t.name == "block.2.mlp.gate.weight")
 kv = {x.key: x.value for x in t.external_data}
-with open(os.path.join(mid, kv["location"]), "r+b") as f:
+with open(os.path.join(mid, "onnx", kv["location"]), "r+b") as f:
     f.seek(int(kv.get("offset", 0)))
     data = bytearray(f.read(int(kv["length"])))
     for i in range(1, len(data), 4):  # negate every other bf16 value
@@ -178,7 +169,7 @@ sw = os.path.join(WORK, "synth-whole")
 rc, out, err = run(1, "export", syn, "--output", sw, "--expose", "routing,hidden", "-q")
 check(rc == 0, f"synth export: {rc} {err}")
 r_w, r_s = os.path.join(WORK, "synth-whole.h5"), os.path.join(WORK, "synth-stage.h5")
-rc, out, err = parity(2, syn, r_w, "--onnx", os.path.join(sw, "model.onnx"), "--stages", "2")
+rc, out, err = parity(2, syn, r_w, "--onnx", os.path.join(sw, "onnx", "model.onnx"), "--stages", "2")
 check(rc == 0, f"synth whole-model: exit {rc}: {err[-600:]}")
 rc, out, err = parity(2, syn, r_s, "--per-stage", "--stages", "2")
 check(rc == 0, f"synth per-stage: exit {rc}: {err[-600:]}")
@@ -198,5 +189,4 @@ for tag, extra, env, msg in (
 rc, out, err = parity(3, CKPT, os.path.join(WORK, "u.h5"), "--per-stage", "--candidate", rep_w)
 check(rc == 2, f"--per-stage with --candidate: exit {rc}")
 
-print(f"parity_stage: {checks - fails} passed, {fails} failed")
-sys.exit(1 if fails else 0)
+sys.exit(finish("parity_stage"))

@@ -98,13 +98,15 @@ case $mode in
     check "sbatch --wait exit 0" "[ $RC -eq 0 ]"
     check "COMPLETED written, status ok" "grep -qx 'status: ok' '$J/COMPLETED'"
     check "no .partial left" "[ ! -e '$J/.partial' ]"
-    check "model.onnx and its data" "[ -s '$J/onnx/model.onnx' ] && [ -s '$J/onnx/model.onnx.data' ]"
-    check "ONNX graph: input_ids -> logits + routing outputs" "'$PY3' -c \"
+    check "model.onnx and its data" "[ -s '$J/onnx/onnx/model.onnx' ] && [ -s '$J/onnx/onnx/model.onnx.data' ]"
+    check "client files beside it" "[ -s '$J/onnx/config.json' ] && [ -s '$J/onnx/genai_config.json' ] && [ -s '$J/onnx/generation_config.json' ]"
+    check "ONNX graph: a decoder with a KV cache -> logits, present + routing outputs" "'$PY3' -c \"
 import onnx, sys
-m = onnx.load('$J/onnx/model.onnx', load_external_data=False)
-assert [i.name for i in m.graph.input] == ['input_ids'], m.graph.input
+m = onnx.load('$J/onnx/onnx/model.onnx', load_external_data=False)
+ins = [i.name for i in m.graph.input]
+assert ins[:3] == ['input_ids', 'attention_mask', 'position_ids'] and 'past_key_values.3.value' in ins, ins
 outs = [o.name for o in m.graph.output]
-assert 'logits' in outs, outs
+assert 'logits' in outs and 'present.3.key' in outs, outs
 assert 'routing.3.topk_indices' in outs, outs   # --expose routing,hidden for parity
 \""
     check "plan in the output and the log" "[ -s '$J/plan.txt' ] && grep -q '4 ranks = ' '$LOG'"
@@ -128,6 +130,7 @@ assert f['input_ids'].shape == (8,), f['input_ids'].shape
 assert sorted(f['layers'].keys()) == ['0', '1', '2', '3']
 \""
     check "parity of the ONNX model in ONNX Runtime" "grep -q 'candidate | ONNX Runtime .*model.onnx' '$J/parity.md'"
+    check "parity drove the KV cache: a prefill, then decode steps" "grep -q 'candidate calls | prefill of positions 0-.*decode steps' '$J/parity.md'"
     check "DONE in the log" "grep -q 'gptoss-job: DONE (ok)' '$LOG'"
     ;;
 

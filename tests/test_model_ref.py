@@ -9,10 +9,8 @@ Face layout) and from small writers below (other heads, kv heads, head_dim, top-
 sliding_window 0, no YaRN, another swiglu limit). Exits 1 on any failure, printing the worst
 error and the tolerance.
 """
-import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -21,75 +19,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ref_forward  # noqa: E402
+from synth_ckpt import config, write_checkpoint  # noqa: E402
 
 TOL = 1e-4
 BIN, WORK = sys.argv[1], sys.argv[2]
-
-
-def bf16_bytes(a):
-    """float array -> bf16 bytes (round to nearest even)."""
-    u = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    return u.astype("<u2").tobytes()
-
-
-def write_checkpoint(d, cfg, seed):
-    """Random weights of config cfg in the original layout (spec sections 1-3)."""
-    rng = np.random.default_rng(seed)
-    D, I, E = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_experts"]
-    nh, nkv, hd, V = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"], cfg["vocab_size"]
-    Q = hd * (nh + 2 * nkv)
-    t = {}
-
-    def bf(name, shape, std, mean=0.0):
-        t[name] = ("BF16", list(shape), bf16_bytes(mean + std * rng.standard_normal(shape)))
-
-    def mx(name, E_, R, C):
-        t[name + ".blocks"] = ("U8", [E_, R, C // 32, 16], rng.integers(0, 256, (E_, R, C // 32, 16), dtype=np.uint8).tobytes())
-        # scales near 2^-5 .. 2^-3 keep activations moderate
-        t[name + ".scales"] = ("U8", [E_, R, C // 32], rng.integers(121, 125, (E_, R, C // 32), dtype=np.uint8).tobytes())
-
-    bf("embedding.weight", (V, D), 1.0)
-    bf("norm.scale", (D,), 0.1, 1.0)
-    bf("unembedding.weight", (V, D), D ** -0.5)
-    for n in range(cfg["num_hidden_layers"]):
-        p = f"block.{n}."
-        bf(p + "attn.norm.scale", (D,), 0.1, 1.0)
-        bf(p + "attn.qkv.weight", (Q, D), D ** -0.5)
-        bf(p + "attn.qkv.bias", (Q,), 0.1)
-        bf(p + "attn.sinks", (nh,), 1.0)
-        bf(p + "attn.out.weight", (D, nh * hd), (nh * hd) ** -0.5)
-        bf(p + "attn.out.bias", (D,), 0.1)
-        bf(p + "mlp.norm.scale", (D,), 0.1, 1.0)
-        bf(p + "mlp.gate.weight", (E, D), D ** -0.5)
-        bf(p + "mlp.gate.bias", (E,), 0.1)
-        mx(p + "mlp.mlp1_weight", E, 2 * I, D)
-        bf(p + "mlp.mlp1_bias", (E, 2 * I), 0.1)
-        mx(p + "mlp.mlp2_weight", E, D, I)
-        bf(p + "mlp.mlp2_bias", (E, D), 0.1)
-    header, off, blobs = {}, 0, []
-    for name, (dt, shape, raw) in t.items():
-        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(raw)]}
-        off += len(raw)
-        blobs.append(raw)
-    hj = json.dumps(header).encode()
-    hj += b" " * (-len(hj) % 8)
-    os.makedirs(d)
-    with open(os.path.join(d, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(cfg, f)
-    with open(os.path.join(d, "dtypes.json"), "w") as f:
-        json.dump({n: ("FP4" if n.endswith(".blocks") else "UE8" if n.endswith(".scales") else "BF16") for n in t}, f)
-
-
-def config(**kw):
-    c = dict(num_hidden_layers=3, num_experts=8, experts_per_token=4, vocab_size=512, hidden_size=64,
-             intermediate_size=96, swiglu_limit=7.0, head_dim=16, num_attention_heads=8,
-             num_key_value_heads=2, sliding_window=8, initial_context_length=4096, rope_theta=150000,
-             rope_scaling_factor=32.0, rope_ntk_alpha=1, rope_ntk_beta=32)
-    c.update(kw)
-    return c
 
 
 CASES = [

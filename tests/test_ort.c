@@ -234,6 +234,55 @@ static void test_model_errors(ort_runtime *rt) {
   ort_session_close(s);
 }
 
+/* ort_run with several named inputs of two element types, an empty past (a dimension of 0, no
+ * data), the output fed back as the next run's input (what a KV-cache driver does), and its
+ * input errors. */
+static void test_multi_input(ort_runtime *rt) {
+  ort_session *s = NULL;
+  err e = {0};
+  int rc = ort_session_open(rt, mpath("cache.onnx"), NULL, &s, &e);
+  TU_CHECK(rc == 0, "cache.onnx: %s", e.msg);
+  if (rc) return;
+  int64_t n1[2 * 2 * 3], n2[2 * 2 * 1 * 3];
+  for (int i = 0; i < 12; i++) n1[i] = i - 5;
+  for (int i = 0; i < 6; i++) n2[i] = 100 + i;
+  ort_value_in in[2] = {{"past", ORT_T_FLOAT, 4, {1, 2, 0, 3}, NULL},
+                        {"new", ORT_T_INT64, 4, {1, 2, 2, 3}, n1}};
+  ort_value_out o1, o2;
+  rc = ort_run(s, 2, in, NULL, 1, &o1, &e);
+  TU_CHECK(rc == 0, "run with an empty past: %s", e.msg);
+  if (rc == 0) {
+    float want[12];
+    for (int i = 0; i < 12; i++) want[i] = (float)n1[i];
+    check_out(&o1, "present", ORT_T_FLOAT, 4, (int64_t[]){1, 2, 2, 3}, want, sizeof want);
+    /* present back as past, inputs in the other order: [1, 2, 2 + 1, 3], per head past then new */
+    ort_value_in in2[2] = {{"new", ORT_T_INT64, 4, {1, 2, 1, 3}, n2},
+                           {"past", ORT_T_FLOAT, 4, {1, 2, 2, 3}, o1.data}};
+    rc = ort_run(s, 2, in2, NULL, 1, &o2, &e);
+    TU_CHECK(rc == 0, "run with the previous present as past: %s", e.msg);
+    float want2[18];
+    for (int h = 0; h < 2; h++)
+      for (int j = 0; j < 9; j++)
+        want2[h * 9 + j] = j < 6 ? (float)n1[h * 6 + j] : (float)n2[h * 3 + j - 6];
+    if (rc == 0) check_out(&o2, "present", ORT_T_FLOAT, 4, (int64_t[]){1, 2, 3, 3}, want2, sizeof want2);
+    if (rc == 0) ort_outputs_free(&o2, 1);
+    ort_outputs_free(&o1, 1);
+  }
+  err_clear(&e);
+  check_err(ort_run(s, 1, in + 1, NULL, 1, &o1, &e), &e, "missing input", mpath("cache.onnx"),
+            "run failed");
+  ort_value_in nodata = {"new", ORT_T_INT64, 4, {1, 2, 2, 3}, NULL};
+  ort_value_in two[2] = {in[0], nodata};
+  err_clear(&e);
+  check_err(ort_run(s, 2, two, NULL, 1, &o1, &e), &e, "data missing", "'new' has 96 bytes but no data",
+            NULL);
+  ort_value_in neg = {"new", ORT_T_INT64, 4, {1, 2, -1, 3}, n1};
+  two[1] = neg;
+  err_clear(&e);
+  check_err(ort_run(s, 2, two, NULL, 1, &o1, &e), &e, "negative dimension", "dimension 2 is -1", NULL);
+  ort_session_close(s);
+}
+
 /* Optimization level and dump path: ConstantFolding (level >= 1) removes node 'fold_me'. */
 static void test_options(ort_runtime *rt) {
   for (int level = 0; level <= 1; level++) {
@@ -328,6 +377,7 @@ int main(int argc, char **argv) {
   }
 
   test_model_errors(rt);
+  test_multi_input(rt);
   test_options(rt);
   ort_close(rt);
 
