@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
 
   model *m = NULL;
   model_kv kv = {0};
-  model_opts o = {n_prompt, S, MODEL_FP32, 0};
+  model_opts o = {.max_tokens = n_prompt, .max_seq = S, .precision = MODEL_FP32};
   int32_t *ids = malloc((size_t)S * sizeof *ids);
   int32_t *topk = malloc((size_t)L * n_prompt * K * sizeof *topk);       /* [L, T, K] */
   model_layer_capture *lc = calloc((size_t)L, sizeof *lc);

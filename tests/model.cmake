@@ -3,6 +3,7 @@
 #   test_model_kv      KV-cache decode == fresh prefill; split prefill          (unit)
 #   test_model_cli     run --trace vs the golden, usage errors, no file left    (golden)
 #   test_model_ref     other configurations vs tests/ref_forward.py (numpy)     (golden, slow)
+#   test_kern          SIMD kernels == the scalar reference, bit for bit        (unit)
 add_library(test_model_check STATIC ${CMAKE_CURRENT_SOURCE_DIR}/test_model_check.c)
 target_link_libraries(test_model_check PUBLIC testutil parity model)
 
@@ -10,6 +11,8 @@ gptoss_unit_test(test_model_golden SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_mode
                  LIBS test_model_check parity model shards HDF5::HDF5 LABELS golden)
 gptoss_unit_test(test_model_kv SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_model_kv.c
                  LIBS test_model_check model shards)
+
+gptoss_unit_test(test_kern SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_kern.c LIBS model shards)
 
 add_test(NAME test_model_cli
          COMMAND ${PY3} ${CMAKE_CURRENT_SOURCE_DIR}/test_model_cli.py $<TARGET_FILE:gptoss-mpi>)
