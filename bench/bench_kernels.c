@@ -25,6 +25,7 @@
 #include <immintrin.h>
 #endif
 
+#include "benchutil.h"
 #include "ckpt.h"
 #include "kern.h"
 #include "log.h"
@@ -37,15 +38,6 @@
 #define MAX_T 32
 #define MAX_REPS 64
 
-static int cmp_d(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* One matrix to multiply: a bf16 tensor of a layer, or expert `ex` of a MXFP4 pair. */
 typedef struct {
   const ckpt_tensor *w, *b, *s; /* bf16 matrix, or MXFP4 blocks + scales */
@@ -57,64 +49,19 @@ static double bytes_of(const mat *m) {
   return m->w ? 2.0 * m->N * m->C : (double)m->N * (m->C / 2 + m->C / 32);
 }
 
-/* Sum of the bytes as 64-bit words (a plain read the compiler cannot drop), 32-byte loads. */
-#if defined(__x86_64__)
-__attribute__((target("avx2"))) static unsigned long long read_bytes(const uint8_t *p, size_t n) {
-  __m256i s0 = _mm256_setzero_si256(), s1 = s0;
-  size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    s0 = _mm256_add_epi64(s0, _mm256_loadu_si256((const __m256i *)(p + i)));
-    s1 = _mm256_add_epi64(s1, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
-  }
-  unsigned long long v[4];
-  _mm256_storeu_si256((__m256i *)v, _mm256_add_epi64(s0, s1));
-  for (; i < n; i++) v[0] += p[i];
-  return v[0] + v[1] + v[2] + v[3];
-}
-#else
-static unsigned long long read_bytes(const uint8_t *p, size_t n) {
-  unsigned long long s = 0;
-  for (size_t i = 0; i < n; i++) s += p[i];
-  return s;
-}
-#endif
-
-typedef struct {
-  const uint8_t *p[2];
-  size_t n[2];
-  unsigned long long sum;
-} read_job;
-static void read_task(void *ctx, int64_t task) {
-  read_job *j = ctx;
-  /* the job's bytes in KERN_TASK_ROWS-like pieces of 1 MiB */
-  int64_t off = task << 20;
-  for (int k = 0; k < 2; k++) {
-    if (off < (int64_t)j->n[k]) {
-      size_t n = j->n[k] - (size_t)off < (1u << 20) ? j->n[k] - (size_t)off : (1u << 20);
-      __atomic_fetch_add(&j->sum, read_bytes(j->p[k] + off, n), __ATOMIC_RELAXED);
-      return;
-    }
-    off -= (int64_t)(((j->n[k] + (1u << 20) - 1) >> 20) << 20);
-  }
-}
-
 /* A plain read of the matrix's bytes over the kernel threads; seconds. */
 static double plain_read(const mat *m) {
-  read_job j = {{0}, {0}, 0};
+  bench_ranges r = {0};
   if (m->w) {
-    j.p[0] = ckpt_tensor_data(m->w);
-    j.n[0] = (size_t)(2 * m->N * m->C);
+    bench_ranges_add(&r, ckpt_tensor_data(m->w), (size_t)(2 * m->N * m->C));
   } else {
-    j.p[0] = (const uint8_t *)ckpt_tensor_data(m->b) + (size_t)m->ex * m->N * m->C / 2;
-    j.n[0] = (size_t)(m->N * m->C / 2);
-    j.p[1] = (const uint8_t *)ckpt_tensor_data(m->s) + (size_t)m->ex * m->N * m->C / 32;
-    j.n[1] = (size_t)(m->N * m->C / 32);
+    bench_ranges_add(&r, (const uint8_t *)ckpt_tensor_data(m->b) + (size_t)m->ex * m->N * m->C / 2,
+                     (size_t)(m->N * m->C / 2));
+    bench_ranges_add(&r, (const uint8_t *)ckpt_tensor_data(m->s) + (size_t)m->ex * m->N * m->C / 32,
+                     (size_t)(m->N * m->C / 32));
   }
-  const int64_t tasks = (int64_t)((j.n[0] + (1u << 20) - 1) >> 20) + (int64_t)((j.n[1] + (1u << 20) - 1) >> 20);
-  const double t0 = log_now();
-  pool_run(tasks, read_task, &j);
-  const double t = log_now() - t0;
-  if (j.sum == 42) fputc(' ', stderr);
+  const double t = bench_ranges_read(&r);
+  bench_ranges_free(&r);
   return t;
 }
 
@@ -280,7 +227,7 @@ int main(int argc, char **argv) {
         tc[r] = run_convert(&mats[rot++ % nm], x, T, panel, y, &e);
         if (tc[r] < 0) { fprintf(stderr, "bench_kernels: %s\n", e.msg); return 1; }
       }
-      const double md = median(td, reps), mc = median(tc, reps);
+      const double md = bench_median(td, reps), mc = bench_median(tc, reps);
       printf("%6d %12.3f %14.3f %10.2f\n", T, md * 1e3, mc * 1e3, mc / md);
       if (!cross && mc < md) cross = T;
     }
@@ -294,11 +241,11 @@ int main(int argc, char **argv) {
       for (int isa = 0; isa <= 2; isa++)
         tv[isa][r] = kern_isa_supported((kern_isa)isa) ? run_direct((kern_isa)isa, &mats[rot++ % nm], x, 1, xp, y) : 0;
     }
-    const double mr = median(tr, reps), bytes = bytes_of(&mats[0]);
+    const double mr = bench_median(tr, reps), bytes = bytes_of(&mats[0]);
     printf("T = 1: plain read of the same bytes %.3f ms (%.1f GB/s); direct avx512 %.3f ms, avx2 %.3f ms, "
            "scalar %.3f ms; direct / read = %.2f\n",
-           mr * 1e3, bytes / mr / 1e9, median(tv[2], reps) * 1e3, median(tv[1], reps) * 1e3,
-           median(tv[0], reps) * 1e3, median(tv[best], reps) / mr);
+           mr * 1e3, bytes / mr / 1e9, bench_median(tv[2], reps) * 1e3, bench_median(tv[1], reps) * 1e3,
+           bench_median(tv[0], reps) * 1e3, bench_median(tv[best], reps) / mr);
 #if defined(__x86_64__)
     if (!mx && mats[0].C % 32 == 0 && __builtin_cpu_supports("avx512bf16")) {
       const int64_t C = mats[0].C;
@@ -329,7 +276,7 @@ int main(int argc, char **argv) {
       }
       printf("T = 1: VDPBF16PS with x as 3 bf16 parts %.3f ms (%.2f x the fp32 FMA kernel); largest "
              "difference to it %.2e x max|y|\n",
-             median(tdp, reps) * 1e3, median(tdp, reps) / median(tv[best], reps), worst / ymaxabs);
+             bench_median(tdp, reps) * 1e3, bench_median(tdp, reps) / bench_median(tv[best], reps), worst / ymaxabs);
     }
 #endif
   }

@@ -60,37 +60,37 @@ A512 __m512 bf16_load512_mask(const uint8_t *p, __mmask16 k) {
 A512 void bf16_tile512(int R_, int T_, const uint8_t *w, int64_t C, const float *x, int64_t ldx,
                        float *y, int64_t ldy) {
   __m512 acc[4][4];
-  _Pragma("GCC unroll 8")
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) acc[r][t] = _mm512_setzero_ps();
   int64_t c = 0;
   for (; c + 16 <= C; c += 16) {
     __m512 wv[4];
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R_; r++) wv[r] = bf16_load512(w + (r * C + c) * 2);
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) {
       const __m512 xv = _mm512_loadu_ps(x + t * ldx + c);
-      _Pragma("GCC unroll 8")
+      _Pragma("GCC unroll 4")
       for (int r = 0; r < R_; r++) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
     }
   }
   if (c < C) { /* masked lanes keep their sums untouched, as in the scalar loop */
     const __mmask16 k = (__mmask16)((1u << (C - c)) - 1);
     __m512 wv[4];
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R_; r++) wv[r] = bf16_load512_mask(w + (r * C + c) * 2, k);
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) {
       const __m512 xv = _mm512_maskz_loadu_ps(k, x + t * ldx + c);
-      _Pragma("GCC unroll 8")
+      _Pragma("GCC unroll 4")
       for (int r = 0; r < R_; r++) acc[r][t] = _mm512_mask3_fmadd_ps(wv[r], xv, acc[r][t], k);
     }
   }
-  _Pragma("GCC unroll 8")
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) y[t * ldy + r] = red512(acc[r][t]);
 }
 
@@ -120,14 +120,14 @@ A512 void mx4_tile512(int R_, int T_, const uint8_t *blocks, const uint8_t *scal
   const __m512 fp4 = _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f,
                                     -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
   const int64_t G = C / 32;
-  __m512 acc[4][8]; /* R_ x T_ <= 16 used */
-  _Pragma("GCC unroll 8")
+  __m512 acc[4][4];
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) acc[r][t] = _mm512_setzero_ps();
   for (int64_t g = 0; g < G; g++) {
     __m512 wl[4], wh[4];
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R_; r++) {
       const __m512 tab = _mm512_mul_ps(fp4, _mm512_set1_ps(scale_f32(scales[r * G + g])));
       const __m512i v =
@@ -135,20 +135,20 @@ A512 void mx4_tile512(int R_, int T_, const uint8_t *blocks, const uint8_t *scal
       wl[r] = _mm512_permutexvar_ps(v, tab); /* uses index bits 0..3 only */
       wh[r] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tab);
     }
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) {
       const __m512 xl = _mm512_loadu_ps(xp + t * C + 32 * g);
       const __m512 xh = _mm512_loadu_ps(xp + t * C + 32 * g + 16);
-      _Pragma("GCC unroll 8")
+      _Pragma("GCC unroll 4")
       for (int r = 0; r < R_; r++) {
         acc[r][t] = _mm512_fmadd_ps(wl[r], xl, acc[r][t]);
         acc[r][t] = _mm512_fmadd_ps(wh[r], xh, acc[r][t]);
       }
     }
   }
-  _Pragma("GCC unroll 8")
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) y[t * ldy + r] = red512(acc[r][t]);
 }
 
@@ -161,16 +161,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void kern_mx4_nt_a
   for (int64_t n0 = 0; n0 < N; n0 += 4) {
     const int nr = N - n0 < 4 ? (int)(N - n0) : 4;
     const uint8_t *b = blocks + n0 * G * 16, *s = scales + n0 * G;
-    int t0 = 0;
-    /* blocks of 8 tokens as 2-row tiles: each decoded weight serves 8 tokens */
-    for (; T - t0 >= 8; t0 += 8) {
-      int r = 0;
-      for (; r + 2 <= nr; r += 2)
-        mx4_tile512(2, 8, b + r * G * 16, s + r * G, C, xp + t0 * C, y + t0 * ldy + n0 + r, ldy);
-      if (r < nr)
-        mx4_tile512(1, 8, b + r * G * 16, s + r * G, C, xp + t0 * C, y + t0 * ldy + n0 + r, ldy);
-    }
-    for (; t0 < T; t0 += 4) {
+    for (int t0 = 0; t0 < T; t0 += 4) {
       const int nt = T - t0 < 4 ? T - t0 : 4;
       const float *xr = xp + t0 * C;
       float *yr = y + t0 * ldy + n0;
@@ -200,22 +191,22 @@ A256 __m256 bf16_load256(const uint8_t *p) {
 A256 void bf16_tile256(int R_, int T_, const uint8_t *w, int64_t C, const float *x, int64_t ldx,
                        float *y, int64_t ldy) {
   __m256 lo[2][2], hi[2][2];
-  _Pragma("GCC unroll 8")
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) lo[r][t] = hi[r][t] = _mm256_setzero_ps();
   int64_t c = 0;
   for (; c + 16 <= C; c += 16) {
     __m256 wl[2], wh[2];
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R_; r++) {
       wl[r] = bf16_load256(w + (r * C + c) * 2);
       wh[r] = bf16_load256(w + (r * C + c + 8) * 2);
     }
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) {
       const __m256 xl = _mm256_loadu_ps(x + t * ldx + c), xh = _mm256_loadu_ps(x + t * ldx + c + 8);
-      _Pragma("GCC unroll 8")
+      _Pragma("GCC unroll 4")
       for (int r = 0; r < R_; r++) {
         lo[r][t] = _mm256_fmadd_ps(wl[r], xl, lo[r][t]);
         hi[r][t] = _mm256_fmadd_ps(wh[r], xh, hi[r][t]);
@@ -229,28 +220,28 @@ A256 void bf16_tile256(int R_, int T_, const uint8_t *w, int64_t C, const float 
     const __m256 ml = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)lane));
     const __m256 mh = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(lane + 8)));
     __m256 wl[2], wh[2];
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R_; r++) {
       uint8_t tmp[32] = {0};
       memcpy(tmp, w + (r * C + c) * 2, (size_t)rem * 2);
       wl[r] = bf16_load256(tmp);
       wh[r] = bf16_load256(tmp + 16);
     }
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) {
       float xt[16] = {0};
       memcpy(xt, x + t * ldx + c, (size_t)rem * sizeof(float));
       const __m256 xl = _mm256_loadu_ps(xt), xh = _mm256_loadu_ps(xt + 8);
-      _Pragma("GCC unroll 8")
+      _Pragma("GCC unroll 4")
       for (int r = 0; r < R_; r++) {
         lo[r][t] = _mm256_blendv_ps(lo[r][t], _mm256_fmadd_ps(wl[r], xl, lo[r][t]), ml);
         hi[r][t] = _mm256_blendv_ps(hi[r][t], _mm256_fmadd_ps(wh[r], xh, hi[r][t]), mh);
       }
     }
   }
-  _Pragma("GCC unroll 8")
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) y[t * ldy + r] = red256(lo[r][t], hi[r][t]);
 }
 
@@ -294,26 +285,26 @@ A256 void mx4_tile256(int R_, int T_, const uint8_t *blocks, const uint8_t *scal
   const __m256 mag = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
   const int64_t G = C / 32;
   __m256 lo[2][2], hi[2][2];
-  _Pragma("GCC unroll 8")
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) lo[r][t] = hi[r][t] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; g++) {
     /* w[r][0..1]: lanes 0..7 (low, high nibble); w[r][2..3]: lanes 8..15 */
     __m256 w[2][4];
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R_; r++) {
       const __m256 tabm = _mm256_mul_ps(mag, _mm256_set1_ps(scale_f32(scales[r * G + g])));
       const __m128i b = _mm_loadu_si128((const __m128i *)(blocks + (r * G + g) * 16));
       mx4_decode256(tabm, b, &w[r][0], &w[r][1]);
       mx4_decode256(tabm, _mm_srli_si128(b, 8), &w[r][2], &w[r][3]);
     }
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) {
       const float *xg = xp + t * C + 32 * g;
       const __m256 x0 = _mm256_loadu_ps(xg), x1 = _mm256_loadu_ps(xg + 8);
       const __m256 x2 = _mm256_loadu_ps(xg + 16), x3 = _mm256_loadu_ps(xg + 24);
-      _Pragma("GCC unroll 8")
+      _Pragma("GCC unroll 4")
       for (int r = 0; r < R_; r++) {
         lo[r][t] = _mm256_fmadd_ps(w[r][0], x0, lo[r][t]);
         lo[r][t] = _mm256_fmadd_ps(w[r][1], x2, lo[r][t]);
@@ -322,9 +313,9 @@ A256 void mx4_tile256(int R_, int T_, const uint8_t *blocks, const uint8_t *scal
       }
     }
   }
-  _Pragma("GCC unroll 8")
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 8")
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T_; t++) y[t * ldy + r] = red256(lo[r][t], hi[r][t]);
 }
 
