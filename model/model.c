@@ -186,6 +186,11 @@ int model_open(const ckpt *ck, const model_opts *o, model **out, err *e) {
       return err_set(e, EXIT_USAGE, "GPTOSS_KERNELS=%s: expected auto, convert or direct", ke);
     }
   }
+  const char *se = getenv("GPTOSS_SIMD");
+  if (se && *se && strcmp(se, "scalar") && strcmp(se, "avx2") && strcmp(se, "avx512")) {
+    free(m);
+    return err_set(e, EXIT_USAGE, "GPTOSS_SIMD=%s: expected scalar, avx2 or avx512", se);
+  }
   /* the direct kernels are row-stable by construction: use them for every T */
   if (m->row_stable && m->kernels == MODEL_KERNELS_AUTO) m->kernels = MODEL_KERNELS_DIRECT;
   m->isa = kern_isa_best();
