@@ -1,16 +1,18 @@
 /* bench_forward: forward-pass throughput and memory on one rank, the new kernels next to the
  * old path in the same run (bench/README.md).
  *
- *   bench_forward CKPT [--prompt N] [--decode N] [--baseline-decode N] [--seed S] [--threads N]
- *                      [--no-baseline] [--no-warm]
+ *   bench_forward CKPT [--prompt N] [--decode N] [--baseline-decode N] [--repeat R] [--seed S]
+ *                      [--threads N] [--no-baseline] [--no-warm]
  *
  * Two passes over the same random prompt, each a prefill of N tokens then greedy decode steps
  * with the KV cache: "new" (the default kernel choice: direct kernels up to the crossovers,
  * model_impl.h) and "baseline" (MODEL_KERNELS_CONVERT: every bf16 matrix converted to fp32 and
  * every selected expert decoded into a panel, then sgemm, as before the direct kernels). By
  * default every tensor is read once first, so neither pass pays the first-touch page faults of
- * a fresh mapping (that time is printed on its own). It prints
- *   - prefill time and decode time per step (median and mean) of both passes and the ratio;
+ * a fresh mapping (that time is printed on its own). With --repeat R the two passes alternate
+ * R times (new, baseline, new, ...) and the figures are medians. It prints
+ *   - prefill time (median, min, max) and decode time per step (median and mean over all steps)
+ *     of both passes and the ratios;
  *   - for the new decode: the weight bytes each step must read (attention and router tensors of
  *     every layer, the experts its token selected, the unembedding, one embedding row), a plain
  *     read of the same bytes timed in the same run over the same threads, and step / read;
@@ -89,6 +91,7 @@ static void step_ranges(const ckpt *ck, int L, int K, int32_t id, int32_t *const
 }
 
 #define MAX_STEPS 4096
+#define MAX_REPS 16
 
 typedef struct {
   double prefill_s, step_s[MAX_STEPS];
@@ -158,11 +161,11 @@ static void matmul_rates(const char *what, const model_stats *sp, double plain_e
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: bench_forward CKPT [--prompt N] [--decode N] [--baseline-decode N] [--seed S] "
-                    "[--threads N] [--no-baseline] [--no-warm]\n");
+    fprintf(stderr, "usage: bench_forward CKPT [--prompt N] [--decode N] [--baseline-decode N] [--repeat R] "
+                    "[--seed S] [--threads N] [--no-baseline] [--no-warm]\n");
     return 2;
   }
-  int n_prompt = 256, n_decode = 16, n_base_decode = -1, threads = 0, baseline = 1, warm = 1;
+  int n_prompt = 256, n_decode = 16, n_base_decode = -1, threads = 0, baseline = 1, warm = 1, reps = 1;
   unsigned seed = 1;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -172,12 +175,15 @@ int main(int argc, char **argv) {
     else if (v && !strcmp(a, "--decode")) n_decode = atoi(argv[++i]);
     else if (v && !strcmp(a, "--baseline-decode")) n_base_decode = atoi(argv[++i]);
     else if (v && !strcmp(a, "--seed")) seed = (unsigned)atoi(argv[++i]);
+    else if (v && !strcmp(a, "--repeat")) reps = atoi(argv[++i]);
     else if (v && !strcmp(a, "--threads")) threads = atoi(argv[++i]);
     else { fprintf(stderr, "bench_forward: unknown option %s\n", a); return 2; }
   }
   if (n_base_decode < 0) n_base_decode = n_decode;
-  if (n_prompt < 1 || n_decode < 0 || n_decode > MAX_STEPS || n_base_decode > n_decode) {
-    fprintf(stderr, "bench_forward: bad sizes (--baseline-decode <= --decode <= %d)\n", MAX_STEPS);
+  if (n_prompt < 1 || n_decode < 0 || n_decode > MAX_STEPS || n_base_decode > n_decode || reps < 1 ||
+      reps > MAX_REPS) {
+    fprintf(stderr, "bench_forward: bad sizes (--baseline-decode <= --decode <= %d, 1 <= --repeat <= %d)\n",
+            MAX_STEPS, MAX_REPS);
     return 2;
   }
   if (threads > 0) model_set_threads(threads);
@@ -194,7 +200,7 @@ int main(int argc, char **argv) {
   int32_t **topk = calloc((size_t)L, sizeof *topk); /* [L][S, K] */
   int32_t **topk_base = calloc((size_t)L, sizeof *topk_base);
   float *logits = malloc((size_t)V * sizeof(float));
-  pass_result *rn = calloc(1, sizeof *rn), *rb = calloc(1, sizeof *rb);
+  pass_result *rn = calloc(MAX_REPS, sizeof *rn), *rb = calloc(MAX_REPS, sizeof *rb);
   if (!ids || !ids_base || !topk || !topk_base || !logits || !rn || !rb) { fprintf(stderr, "bench_forward: out of memory\n"); return 1; }
   for (int l = 0; l < L; l++) {
     topk[l] = malloc((size_t)S * K * sizeof(int32_t));
@@ -217,47 +223,59 @@ int main(int argc, char **argv) {
     bench_ranges_free(&all);
   }
 
-  /* the new kernels, then the baseline on the same prompt */
-  if (run_pass(ck, MODEL_KERNELS_AUTO, n_prompt, n_decode, ids, topk, logits, rn, &e) != 0 ||
-      (baseline && run_pass(ck, MODEL_KERNELS_CONVERT, n_prompt, n_base_decode, ids_base, topk_base, logits, rb, &e) != 0)) {
-    fprintf(stderr, "bench_forward: %s\n", e.msg);
-    return 1;
+  /* the new kernels, then the baseline on the same prompt, alternating */
+  for (int r = 0; r < reps; r++)
+    if (run_pass(ck, MODEL_KERNELS_AUTO, n_prompt, n_decode, ids, topk, logits, &rn[r], &e) != 0 ||
+        (baseline && run_pass(ck, MODEL_KERNELS_CONVERT, n_prompt, n_base_decode, ids_base, topk_base, logits,
+                              &rb[r], &e) != 0)) {
+      fprintf(stderr, "bench_forward: %s\n", e.msg);
+      return 1;
+    }
+  /* medians over the repetitions (prefill) and over every step of every repetition (decode) */
+  static double sn[MAX_REPS * MAX_STEPS], sb[MAX_REPS * MAX_STEPS];
+  double pn[MAX_REPS], pb[MAX_REPS];
+  int nsn = 0, nsb = 0;
+  for (int r = 0; r < reps; r++) {
+    pn[r] = rn[r].prefill_s;
+    pb[r] = rb[r].prefill_s;
+    for (int k = 0; k < rn[r].n_steps; k++) sn[nsn++] = rn[r].step_s[k];
+    for (int k = 0; k < rb[r].n_steps; k++) sb[nsb++] = rb[r].step_s[k];
   }
-  double sn[MAX_STEPS], sb[MAX_STEPS];
-  memcpy(sn, rn->step_s, sizeof(double) * rn->n_steps);
-  memcpy(sb, rb->step_s, sizeof(double) * rb->n_steps);
-  const double dn = bench_median(sn, rn->n_steps), db = bench_median(sb, rb->n_steps);
-  printf("\n%-28s %22s %22s %9s\n", "", "baseline (convert)", "new (direct kernels)", "speed-up");
+  const double mn = mean(sn, nsn), mb_ = mean(sb, nsb);
+  const double dn = bench_median(sn, nsn), db = bench_median(sb, nsb);
+  const double ppn = bench_median(pn, reps), ppb = bench_median(pb, reps);
+  printf("\n%-28s %22s %22s %9s   (%d repetition%s, medians; prefill min..max)\n", "", "baseline (convert)",
+         "new (direct kernels)", "speed-up", reps, reps > 1 ? "s" : "");
   if (baseline) {
-    printf("%-28s %15.3f s     %15.3f s     %8.2fx\n", "prefill", rb->prefill_s, rn->prefill_s, rb->prefill_s / rn->prefill_s);
-    if (rb->n_steps)
+    printf("%-28s %8.3f s %5.2f..%-5.2f %8.3f s %5.2f..%-5.2f %6.2fx\n", "prefill", ppb, pb[0], pb[reps - 1], ppn,
+           pn[0], pn[reps - 1], ppb / ppn);
+    if (nsb)
       printf("%-28s %15.3f s     %15.3f s     %8.2fx   (%d / %d steps)\n", "decode step (median)", db, dn, db / dn,
-             rb->n_steps, rn->n_steps);
-    if (rb->n_steps)
-      printf("%-28s %15.3f s     %15.3f s     %8.2fx\n", "decode step (mean)", mean(rb->step_s, rb->n_steps),
-             mean(rn->step_s, rn->n_steps), mean(rb->step_s, rb->n_steps) / mean(rn->step_s, rn->n_steps));
+             nsb, nsn);
+    if (nsb)
+      printf("%-28s %15.3f s     %15.3f s     %8.2fx\n", "decode step (mean)", mb_, mn, mb_ / mn);
   } else {
-    printf("%-28s %22s %15.3f s\n", "prefill", "-", rn->prefill_s);
-    if (rn->n_steps) printf("%-28s %22s %15.3f s\n", "decode step (median)", "-", dn);
+    printf("%-28s %22s %8.3f s %5.2f..%-5.2f\n", "prefill", "-", ppn, pn[0], pn[reps - 1]);
+    if (nsn) printf("%-28s %22s %15.3f s\n", "decode step (median)", "-", dn);
   }
-  printf("new: prefill %.1f tok/s, decode %.2f tok/s (median step; kernels %s)\n", n_prompt / rn->prefill_s,
-         rn->n_steps ? 1.0 / dn : 0.0, rn->isa);
+  printf("new: prefill %.1f tok/s, decode %.2f tok/s (median step; kernels %s)\n", n_prompt / ppn,
+         nsn ? 1.0 / dn : 0.0, rn[0].isa);
 
   /* the bandwidth reference of the new decode: a plain read of each step's weight bytes */
   if (rn->n_steps) {
-    double rd[MAX_STEPS], by[MAX_STEPS], ratio[MAX_STEPS];
+    static double rd[MAX_STEPS], by[MAX_STEPS], once[MAX_REPS];
     for (int k = 0; k < rn->n_steps; k++) {
       bench_ranges r = {0};
       step_ranges(ck, L, K, ids[n_prompt + k], topk, n_prompt + k, &r);
       by[k] = bench_ranges_bytes(&r);
-      rd[k] = bench_ranges_read(&r);
-      ratio[k] = rn->step_s[k] / rd[k];
+      for (int q = 0; q < reps; q++) once[q] = bench_ranges_read(&r);
+      rd[k] = bench_median(once, reps);
       bench_ranges_free(&r);
     }
     const double mb = bench_median(by, rn->n_steps), mr = bench_median(rd, rn->n_steps);
     printf("new decode: weight bytes per step %.3f GB (median); plain read of the same bytes %.3f s = %.1f GB/s "
-           "(%d threads); step / read = %.2f (median over steps), i.e. the step runs at %.1f GB/s\n",
-           mb / 1e9, mr, mb / mr / 1e9, pool_threads(), bench_median(ratio, rn->n_steps), mb / dn / 1e9);
+           "(%d threads); step / read = %.2f (medians), i.e. the step runs at %.1f GB/s\n",
+           mb / 1e9, mr, mb / mr / 1e9, pool_threads(), dn / mr, mb / dn / 1e9);
   }
 
   /* the same shapes through plain sgemm: experts with the prefill's routing counts */
@@ -287,13 +305,31 @@ int main(int argc, char **argv) {
       plain_at_f += 2.0 * n_prompt * n_prompt * Dh;
     }
   }
+  /* the matmul rates of the repetition with the median prefill of each pass */
+  int kn = 0, kb = 0;
+  for (int r = 0; r < reps; r++) {
+    if (rn[r].prefill_s == ppn || (reps % 2 == 0 && rn[r].prefill_s == pn[reps / 2])) kn = r;
+    if (rb[r].prefill_s == ppb || (reps % 2 == 0 && rb[r].prefill_s == pb[reps / 2])) kb = r;
+  }
   printf("\n");
-  matmul_rates("new:     ", &rn->sp, plain_ex_f, plain_ex_s, plain_at_f, plain_at_s);
-  if (baseline) matmul_rates("baseline:", &rb->sp, plain_ex_f, plain_ex_s, plain_at_f, plain_at_s);
+  matmul_rates("new:     ", &rn[kn].sp, plain_ex_f, plain_ex_s, plain_at_f, plain_at_s);
+  if (baseline) matmul_rates("baseline:", &rb[kb].sp, plain_ex_f, plain_ex_s, plain_at_f, plain_at_s);
   if (baseline && rb->sd.mx4_decode_s > 0)
     printf("baseline MXFP4 panel decode: %.2f GB in %.2f s = %.2f GB/s of MXFP4 input; %lld panels\n",
            rb->sd.mx4_decode_bytes / 1e9, rb->sd.mx4_decode_s, rb->sd.mx4_decode_bytes / rb->sd.mx4_decode_s / 1e9,
            rb->sd.experts_decoded);
+  {
+    const model_stats *a = &rn[0].sp, *b = &rn[0].sd;
+    const int n = rn[0].n_steps ? rn[0].n_steps : 1;
+    double tot = 0;
+    for (int k = 0; k < rn[0].n_steps; k++) tot += rn[0].step_s[k];
+    printf("new decode time split per step: experts %.4f s, attention matmuls %.4f s + core %.4f s, "
+           "unembedding %.4f s, other %.4f s (of %.4f s)\n",
+           (b->expert_gemm_s - a->expert_gemm_s) / n, (b->attn_gemm_s - a->attn_gemm_s) / n,
+           (b->attn_core_s - a->attn_core_s) / n, (b->head_gemm_s - a->head_gemm_s) / n,
+           (tot - (b->expert_gemm_s - a->expert_gemm_s) - (b->attn_gemm_s - a->attn_gemm_s) -
+            (b->attn_core_s - a->attn_core_s) - (b->head_gemm_s - a->head_gemm_s)) / n, tot / n);
+  }
   printf("new decode: no fp32 weight copies: %.3f GB of bf16 matrices converted, %lld expert panels decoded "
          "during the decode steps\n",
          (rn->sd.matrix_convert_bytes - rn->sp.matrix_convert_bytes) / 1e9, rn->sd.experts_decoded - rn->sp.experts_decoded);
