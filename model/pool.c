@@ -1,4 +1,8 @@
-/* pool.c: a generation-counted job slot, tasks claimed with an atomic counter. */
+/* pool.c: one job slot. A run is published under the lock (generation + tasks), tasks are
+ * claimed with an atomic counter by the caller and by the workers that join while the run is
+ * open; when the caller has no task left it closes the run and waits only for the workers that
+ * joined. A worker that wakes late (the machine is busy, its core is taken) finds the run
+ * closed and goes back to sleep, so a run never waits for a scheduler wake-up it does not need. */
 #include "pool.h"
 
 #include <pthread.h>
@@ -13,7 +17,8 @@ static struct {
   unsigned long start_gen[POOL_MAX]; /* generation when worker i was created */
   int n_workers;             /* threads besides the caller; worker i >= n_workers exits */
   unsigned long gen;         /* bumped for every run (and for a shrink) */
-  int n_finished;            /* workers done with the current generation */
+  int open;                  /* the current run may still be joined */
+  int active;                /* workers inside the current run */
   pool_task_fn fn;
   void *ctx;
   int64_t n_tasks;
@@ -36,10 +41,12 @@ static void *worker(void *arg) {
     while (P.gen == seen) pthread_cond_wait(&P.wake, &P.mu);
     seen = P.gen;
     if (self >= P.n_workers) break;
+    if (!P.open) continue;
+    P.active++;
     pthread_mutex_unlock(&P.mu);
     work();
     pthread_mutex_lock(&P.mu);
-    if (++P.n_finished == P.n_workers) pthread_cond_signal(&P.done);
+    if (--P.active == 0 && !P.open) pthread_cond_signal(&P.done);
   }
   pthread_mutex_unlock(&P.mu);
   return NULL;
@@ -47,26 +54,15 @@ static void *worker(void *arg) {
 
 int pool_threads(void) { return P.n_workers + 1; }
 
-/* Publish a run of n_tasks (under the lock) and wake the workers. */
-static void publish(int64_t n_tasks, pool_task_fn fn, void *ctx) {
-  P.fn = fn;
-  P.ctx = ctx;
-  P.n_tasks = n_tasks;
-  atomic_store(&P.next, 0);
-  P.n_finished = 0;
-  P.gen++;
-  pthread_cond_broadcast(&P.wake);
-}
-
 int pool_set_threads(int n) {
   const int want = (n < 1 ? 1 : n > POOL_MAX ? POOL_MAX : n) - 1;
   pthread_mutex_lock(&P.mu);
   const int old = P.n_workers;
-  if (want < old) {
-    /* workers >= want exit when they wake; the others see an empty run */
+  if (want < old) { /* workers >= want exit when they see the new generation */
     P.n_workers = want;
-    publish(0, NULL, NULL);
-    while (P.n_finished < P.n_workers) pthread_cond_wait(&P.done, &P.mu);
+    P.open = 0;
+    P.gen++;
+    pthread_cond_broadcast(&P.wake);
   }
   while (P.n_workers < want) {
     P.start_gen[P.n_workers] = P.gen;
@@ -86,10 +82,17 @@ void pool_run(int64_t n_tasks, pool_task_fn fn, void *ctx) {
     return;
   }
   pthread_mutex_lock(&P.mu);
-  publish(n_tasks, fn, ctx);
+  P.fn = fn;
+  P.ctx = ctx;
+  P.n_tasks = n_tasks;
+  atomic_store(&P.next, 0);
+  P.open = 1;
+  P.gen++;
+  pthread_cond_broadcast(&P.wake);
   pthread_mutex_unlock(&P.mu);
   work();
   pthread_mutex_lock(&P.mu);
-  while (P.n_finished < P.n_workers) pthread_cond_wait(&P.done, &P.mu);
+  P.open = 0; /* every task is claimed: late workers stay out */
+  while (P.active > 0) pthread_cond_wait(&P.done, &P.mu);
   pthread_mutex_unlock(&P.mu);
 }

@@ -4,6 +4,7 @@
 #   test_model_cli     run --trace vs the golden, usage errors, no file left    (golden)
 #   test_model_ref     other configurations vs tests/ref_forward.py (numpy)     (golden, slow)
 #   test_kern          SIMD kernels == the scalar reference, bit for bit        (unit)
+#   test_pool          kernel threads: every task once, resizes, short runs     (unit)
 #   test_model_isa     run --trace with GPTOSS_SIMD=scalar|avx2 == default, bitwise (golden)
 add_library(test_model_check STATIC ${CMAKE_CURRENT_SOURCE_DIR}/test_model_check.c)
 target_link_libraries(test_model_check PUBLIC testutil parity model)
@@ -14,6 +15,7 @@ gptoss_unit_test(test_model_kv SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_model_kv
                  LIBS test_model_check model shards)
 
 gptoss_unit_test(test_kern SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_kern.c LIBS model shards)
+gptoss_unit_test(test_pool SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_pool.c LIBS model)
 
 add_test(NAME test_model_isa COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/model_isa.sh $<TARGET_FILE:gptoss-mpi>)
 set_tests_properties(test_model_isa PROPERTIES LABELS "golden" TIMEOUT 120
