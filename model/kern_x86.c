@@ -46,6 +46,14 @@ A512 float red512(__m512 a) {
   return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
 }
 
+/* y[t, r] = the tile's sums. */
+A512 void store512(int R_, int T_, __m512 acc[4][4], float *y, int64_t ldy) {
+  _Pragma("GCC unroll 4")
+  for (int r = 0; r < R_; r++)
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T_; t++) y[t * ldy + r] = red512(acc[r][t]);
+}
+
 A512 __m512 bf16_load512(const uint8_t *p) {
   const __m256i h = _mm256_loadu_si256((const __m256i *)p);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -88,10 +96,7 @@ A512 void bf16_tile512(int R_, int T_, const uint8_t *w, int64_t C, const float 
       for (int r = 0; r < R_; r++) acc[r][t] = _mm512_mask3_fmadd_ps(wv[r], xv, acc[r][t], k);
     }
   }
-  _Pragma("GCC unroll 4")
-  for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T_; t++) y[t * ldy + r] = red512(acc[r][t]);
+  store512(R_, T_, acc, y, ldy);
 }
 
 #define BF16_TILE512(R_, T_, w, C, x, ldx, y, ldy) bf16_tile512(R_, T_, w, C, x, ldx, y, ldy)
@@ -146,10 +151,7 @@ A512 void mx4_tile512(int R_, int T_, const uint8_t *blocks, const uint8_t *scal
       }
     }
   }
-  _Pragma("GCC unroll 4")
-  for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T_; t++) y[t * ldy + r] = red512(acc[r][t]);
+  store512(R_, T_, acc, y, ldy);
 }
 
 #define MX4_TILE512(R_, T_, b, s, C, xp, y, ldy) mx4_tile512(R_, T_, b, s, C, xp, y, ldy)
@@ -180,6 +182,13 @@ A256 float red256(__m256 lo, __m256 hi) {
   const __m128 c = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
   const __m128 d = _mm_add_ps(c, _mm_movehl_ps(c, c));
   return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
+}
+
+A256 void store256(int R_, int T_, __m256 lo[2][2], __m256 hi[2][2], float *y, int64_t ldy) {
+  _Pragma("GCC unroll 4")
+  for (int r = 0; r < R_; r++)
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T_; t++) y[t * ldy + r] = red256(lo[r][t], hi[r][t]);
 }
 
 A256 __m256 bf16_load256(const uint8_t *p) {
@@ -239,10 +248,7 @@ A256 void bf16_tile256(int R_, int T_, const uint8_t *w, int64_t C, const float 
       }
     }
   }
-  _Pragma("GCC unroll 4")
-  for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T_; t++) y[t * ldy + r] = red256(lo[r][t], hi[r][t]);
+  store256(R_, T_, lo, hi, y, ldy);
 }
 
 #define TILE_SWITCH2(F, nr, nt, ...)                                                       \
@@ -313,10 +319,7 @@ A256 void mx4_tile256(int R_, int T_, const uint8_t *blocks, const uint8_t *scal
       }
     }
   }
-  _Pragma("GCC unroll 4")
-  for (int r = 0; r < R_; r++)
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T_; t++) y[t * ldy + r] = red256(lo[r][t], hi[r][t]);
+  store256(R_, T_, lo, hi, y, ldy);
 }
 
 #define MX4_TILE256(R_, T_, b, s, C, xp, y, ldy) mx4_tile256(R_, T_, b, s, C, xp, y, ldy)

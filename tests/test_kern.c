@@ -48,6 +48,40 @@ static int same_bits(const float *a, const float *b, size_t n, size_t *where) {
   return 1;
 }
 
+/* One product to check: bf16 (w) or MXFP4 (blocks, scales; xp in pair order). */
+typedef struct {
+  const uint8_t *w, *blocks, *scales;
+  const float *x; /* bf16: x with row stride ldx; MXFP4: xp with row stride C */
+  int64_t N, C, ldx, ldy;
+  int T;
+  char what[96];
+} kcase;
+
+static void run_case(const kcase *k, kern_isa isa, const float *x, int T, float *y) {
+  if (k->w) kern_bf16_nt(isa, k->w, k->N, k->C, x, k->ldx, T, y, k->ldy);
+  else kern_mx4_nt(isa, k->blocks, k->scales, k->N, k->C, x, T, y, k->ldy);
+}
+
+/* Every SIMD version equals ref (the scalar result) bit for bit, and the last token computed
+ * alone equals the same token inside the call. */
+static void check_isas(const kcase *k, const float *ref, float *got) {
+  for (int isa = KERN_AVX2; isa <= KERN_AVX512; isa++) {
+    if (!kern_isa_supported((kern_isa)isa)) continue;
+    memset(got, 0, (size_t)k->T * k->ldy * sizeof(float));
+    run_case(k, (kern_isa)isa, k->x, k->T, got);
+    size_t at = 0;
+    TU_CHECK(same_bits(ref, got, (size_t)k->T * k->ldy, &at), "%s %s: element %zu %a != scalar %a",
+             k->what, kern_isa_name((kern_isa)isa), at, got[at], ref[at]);
+  }
+  if (k->T > 1) {
+    const int t = k->T - 1;
+    run_case(k, kern_isa_best(), k->x + t * (k->w ? k->ldx : k->C), 1, got);
+    size_t at = 0;
+    TU_CHECK(same_bits(ref + t * k->ldy, got, (size_t)k->N, &at), "%s: token %d alone differs at %zu",
+             k->what, t, at);
+  }
+}
+
 static void check_bf16(int64_t N, int64_t C, int T, int offset) {
   uint8_t *raw = malloc((size_t)(N * C * 2 + offset));
   float *x = malloc((size_t)T * (C + 3) * sizeof(float));
@@ -79,23 +113,9 @@ static void check_bf16(int64_t N, int64_t C, int T, int offset) {
   TU_CHECK(worst <= 1.0, "bf16 N %lld C %lld T %d: scalar vs double %.3g of the bound",
            (long long)N, (long long)C, T, worst);
 
-  for (int isa = KERN_AVX2; isa <= KERN_AVX512; isa++) {
-    if (!kern_isa_supported((kern_isa)isa)) continue;
-    memset(got, 0, (size_t)T * ldy * sizeof(float));
-    kern_bf16_nt((kern_isa)isa, w, N, C, x, ldx, T, got, ldy);
-    size_t at = 0;
-    TU_CHECK(same_bits(ref, got, (size_t)T * ldy, &at),
-             "bf16 %s N %lld C %lld T %d offset %d: element %zu %a != scalar %a",
-             kern_isa_name((kern_isa)isa), (long long)N, (long long)C, T, offset, at, got[at],
-             ref[at]);
-  }
-  /* one token alone gives the same bits as inside a call of T tokens */
-  if (T > 1) {
-    const int t = T - 1;
-    kern_bf16_nt(kern_isa_best(), w, N, C, x + t * ldx, ldx, 1, got, ldy);
-    size_t at = 0;
-    TU_CHECK(same_bits(ref + t * ldy, got, (size_t)N, &at), "bf16 token %d alone differs at %zu", t, at);
-  }
+  kcase k = {.w = w, .x = x, .N = N, .C = C, .ldx = ldx, .ldy = ldy, .T = T};
+  snprintf(k.what, sizeof k.what, "bf16 N %lld C %lld T %d offset %d", (long long)N, (long long)C, T, offset);
+  check_isas(&k, ref, got);
   free(raw);
   free(x);
   free(ref);
@@ -136,22 +156,9 @@ static void check_mx4(int64_t N, int64_t C, int T, int tiny_scales) {
   TU_CHECK(bad == 0, "mx4 N %lld C %lld T %d: %lld sums differ from decode + dot", (long long)N,
            (long long)C, T, bad);
 
-  for (int isa = KERN_AVX2; isa <= KERN_AVX512; isa++) {
-    if (!kern_isa_supported((kern_isa)isa)) continue;
-    memset(got, 0, (size_t)T * ldy * sizeof(float));
-    kern_mx4_nt((kern_isa)isa, blocks, scales, N, C, xp, T, got, ldy);
-    size_t at = 0;
-    TU_CHECK(same_bits(ref, got, (size_t)T * ldy, &at),
-             "mx4 %s N %lld C %lld T %d tiny %d: element %zu %a != scalar %a",
-             kern_isa_name((kern_isa)isa), (long long)N, (long long)C, T, tiny_scales, at,
-             got[at], ref[at]);
-  }
-  if (T > 1) {
-    const int t = T - 1;
-    kern_mx4_nt(kern_isa_best(), blocks, scales, N, C, xp + t * C, 1, got, ldy);
-    size_t at = 0;
-    TU_CHECK(same_bits(ref + t * ldy, got, (size_t)N, &at), "mx4 token %d alone differs at %zu", t, at);
-  }
+  kcase k = {.blocks = blocks, .scales = scales, .x = xp, .N = N, .C = C, .ldy = ldy, .T = T};
+  snprintf(k.what, sizeof k.what, "mx4 N %lld C %lld T %d tiny %d", (long long)N, (long long)C, T, tiny_scales);
+  check_isas(&k, ref, got);
   free(blocks);
   free(scales);
   free(x);
