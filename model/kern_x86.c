@@ -8,6 +8,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <pthread.h>
 #include <string.h>
 
 /* 2^(s - 127) as the float bits: s << 23 for s >= 1 (s = 255 gives +inf), the subnormal
@@ -17,6 +18,19 @@ static inline float scale_f32(uint8_t s) {
   float f;
   memcpy(&f, &u, sizeof f);
   return f;
+}
+
+/* For every scale byte s, the 16 FP4 values times 2^(s - 127) (the same float products as the
+ * scalar reference's mx4_fp4_table[code] * mx4_scale(s)): one 64-byte load per block replaces
+ * computing and broadcasting the scale and the multiply. 16 KiB; only the rows of the scale
+ * bytes in use get warm in the cache. Built once (pthread_once). */
+static float scaled_fp4[256][16] __attribute__((aligned(64)));
+static pthread_once_t scaled_fp4_once = PTHREAD_ONCE_INIT;
+static void scaled_fp4_init(void) {
+  static const float fp4[16] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
+                                -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+  for (int s = 0; s < 256; s++)
+    for (int i = 0; i < 16; i++) scaled_fp4[s][i] = fp4[i] * scale_f32((uint8_t)s);
 }
 
 /* The dispatch from a runtime tile shape (nr <= R_MAX, nt <= T_MAX) to a call with constant
@@ -118,12 +132,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void kern_bf16_nt_
 }
 
 /* MXFP4: per 32-column block of a row, one 16-byte load widened to 16 dwords; the low nibble
- * of each dword indexes the 16-entry table (FP4 values x the block's scale, exact) for column
+ * of each dword indexes the 16-entry table of the block's scale (scaled_fp4, exact) for column
  * 2j, the high nibble for 2j + 1. */
 A512 void mx4_tile512(int R_, int T_, const uint8_t *blocks, const uint8_t *scales, int64_t C,
                       const float *xp, float *y, int64_t ldy) {
-  const __m512 fp4 = _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f,
-                                    -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
   const int64_t G = C / 32;
   __m512 acc[4][4];
   _Pragma("GCC unroll 4")
@@ -134,7 +146,7 @@ A512 void mx4_tile512(int R_, int T_, const uint8_t *blocks, const uint8_t *scal
     __m512 wl[4], wh[4];
     _Pragma("GCC unroll 4")
     for (int r = 0; r < R_; r++) {
-      const __m512 tab = _mm512_mul_ps(fp4, _mm512_set1_ps(scale_f32(scales[r * G + g])));
+      const __m512 tab = _mm512_load_ps(scaled_fp4[scales[r * G + g]]);
       const __m512i v =
           _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blocks + (r * G + g) * 16)));
       wl[r] = _mm512_permutexvar_ps(v, tab); /* uses index bits 0..3 only */
@@ -160,6 +172,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void kern_mx4_nt_a
     const uint8_t *blocks, const uint8_t *scales, int64_t N, int64_t C, const float *xp, int T,
     float *y, int64_t ldy) {
   const int64_t G = C / 32;
+  pthread_once(&scaled_fp4_once, scaled_fp4_init);
   for (int64_t n0 = 0; n0 < N; n0 += 4) {
     const int nr = N - n0 < 4 ? (int)(N - n0) : 4;
     const uint8_t *b = blocks + n0 * G * 16, *s = scales + n0 * G;
@@ -274,8 +287,8 @@ __attribute__((target("avx2,fma"))) void kern_bf16_nt_avx2(const void *w, int64_
   }
 }
 
-/* MXFP4 with AVX2: the 8 magnitudes x scale in one register, indexed by code & 7 (the permute
- * uses index bits 0..2), the sign from code bit 3 moved to bit 31. Lanes 0..7 are bytes 0..7
+/* MXFP4 with AVX2: the 8 magnitudes x scale (scaled_fp4) in one register, indexed by code & 7
+ * (the permute uses index bits 0..2), the sign from code bit 3 moved to bit 31. Lanes 0..7 are bytes 0..7
  * of the block, lanes 8..15 bytes 8..15. */
 A256 void mx4_decode256(__m256 tabm, __m128i bytes8, __m256 *wlo, __m256 *whi) {
   const __m256i v = _mm256_cvtepu8_epi32(bytes8);
@@ -288,7 +301,6 @@ A256 void mx4_decode256(__m256 tabm, __m128i bytes8, __m256 *wlo, __m256 *whi) {
 
 A256 void mx4_tile256(int R_, int T_, const uint8_t *blocks, const uint8_t *scales, int64_t C,
                       const float *xp, float *y, int64_t ldy) {
-  const __m256 mag = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
   const int64_t G = C / 32;
   __m256 lo[2][2], hi[2][2];
   _Pragma("GCC unroll 4")
@@ -300,7 +312,7 @@ A256 void mx4_tile256(int R_, int T_, const uint8_t *blocks, const uint8_t *scal
     __m256 w[2][4];
     _Pragma("GCC unroll 4")
     for (int r = 0; r < R_; r++) {
-      const __m256 tabm = _mm256_mul_ps(mag, _mm256_set1_ps(scale_f32(scales[r * G + g])));
+      const __m256 tabm = _mm256_load_ps(scaled_fp4[scales[r * G + g]]); /* the 8 magnitudes */
       const __m128i b = _mm_loadu_si128((const __m128i *)(blocks + (r * G + g) * 16));
       mx4_decode256(tabm, b, &w[r][0], &w[r][1]);
       mx4_decode256(tabm, _mm_srli_si128(b, 8), &w[r][2], &w[r][3]);
@@ -329,6 +341,7 @@ __attribute__((target("avx2,fma"))) void kern_mx4_nt_avx2(const uint8_t *blocks,
                                                          int64_t C, const float *xp, int T,
                                                          float *y, int64_t ldy) {
   const int64_t G = C / 32;
+  pthread_once(&scaled_fp4_once, scaled_fp4_init);
   for (int64_t n0 = 0; n0 < N; n0 += 2) {
     const int nr = N - n0 < 2 ? (int)(N - n0) : 2;
     for (int t0 = 0; t0 < T; t0 += 2) {
