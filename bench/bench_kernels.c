@@ -10,7 +10,8 @@
  *   convert: what the model does above the crossover: bf16 rows to fp32 (ckpt_tensor_rows_f32)
  *            or MXFP4 decoded into a panel (mx4_decode_expert_rows), then cblas_sgemm;
  * each repetition on another layer's (or expert's) matrix, so the weights come from memory,
- * not from the cache, as in a forward pass. It prints the crossover (the first T at which
+ * not from the cache, as in a forward pass (every matrix is read once before the timings, so
+ * no figure includes the first-touch page faults of the fresh mapping). It prints the crossover (the first T at which
  * convert is faster) that model_impl.h's MODEL_*_DIRECT_MAX_T should follow.
  * At T = 1 it also prints the same direct kernel with AVX2 and scalar code, a plain read of
  * the same bytes (the bandwidth bound), and for bf16 an experiment with VDPBF16PS (AVX-512
@@ -215,6 +216,8 @@ int main(int argc, char **argv) {
         if (m->w->n_parts != 1) { fprintf(stderr, "bench_kernels: use the original layout\n"); return 2; }
       }
     }
+    /* first touch of the fresh mapping (page faults) before any timing */
+    for (int k = 0; k < nm; k++) plain_read(&mats[k]);
     printf("\n%s %s [%lld x %lld], %.1f MB per matrix, %d matrices rotating\n", mx ? "MXFP4" : "bf16",
            names[kind], (long long)mats[0].N, (long long)mats[0].C, bytes_of(&mats[0]) / 1e6, nm);
     printf("%6s %12s %14s %10s\n", "T", "direct ms", "convert ms", "conv/dir");

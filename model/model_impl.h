@@ -21,8 +21,8 @@
 /* Crossovers (docs/forward.md "Kernels", measured by bench/bench_kernels.c): a bf16 matrix is
  * multiplied by the direct kernel when the call has at most this many tokens, an expert when
  * at most this many tokens are routed to it; above, convert/decode to fp32 + sgemm. */
-#define MODEL_BF16_DIRECT_MAX_T 64
-#define MODEL_MX4_DIRECT_MAX_T 32
+#define MODEL_BF16_DIRECT_MAX_T 128
+#define MODEL_MX4_DIRECT_MAX_T 128
 
 struct model {
   const ckpt *ck;

@@ -75,8 +75,8 @@ uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, 
  * it, is read in place by the direct kernels, so the conversion buffer and the expert panels
  * are never written (their pages stay unallocated). The prediction assumes the default kernel
  * choice (GPTOSS_KERNELS unset). */
-#define PLAN_BF16_DIRECT_MAX_T 64
-#define PLAN_MX4_DIRECT_MAX_T 32
+#define PLAN_BF16_DIRECT_MAX_T 128
+#define PLAN_MX4_DIRECT_MAX_T 128
 
 /* fp32 bytes of the two decoded expert panels (model_open's panel1 [2I, D] + panel2 [D, I]). */
 static uint64_t panel_bytes(const gpt_config *c) {

@@ -14,8 +14,8 @@ modes
                      to issue 3's single-process run, and the ids printed without --trace are the
                      same; invalid splits are refused with exit 2 and one message. With --tokens
                      above the kernel crossovers (model/model_impl.h: the prefill's attention is
-                     converted + sgemm above 64 tokens, an expert decoded + sgemm above 32 of its
-                     tokens) the prefill mixes both kernel paths, which the test checks from the
+                     converted + sgemm above 128 tokens, an expert decoded + sgemm above 128 of
+                     its tokens) the prefill mixes both kernel paths, which the test checks from the
                      routing in the trace.
   variants           case-a: --precision bf16 and --max-layers (cutting a stage, and leaving
                      stages without layers) on pipeline splits, default split, --prompt-file.
@@ -137,7 +137,7 @@ def reference(ck, ids, ntok, prec, max_layers, out):
     return r[1].strip()
 
 
-MX4_DIRECT_MAX_T = 32  # model/model_impl.h MODEL_MX4_DIRECT_MAX_T
+MX4_DIRECT_MAX_T = 128  # model/model_impl.h MODEL_MX4_DIRECT_MAX_T
 
 
 def expert_counts(trace, n_prompt):
