@@ -119,6 +119,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))) void kern_bf16_nt_
     const void *w, int64_t N, int64_t C, const float *x, int64_t ldx, int T, float *y,
     int64_t ldy) {
   const uint8_t *wb = w;
+  if (T == 1) {
+    /* a matrix-vector product streams the weights from memory: one row at a time (one
+     * sequential stream) ran at 15-16 GB/s here against 10-11 GB/s for 4 interleaved rows
+     * (bench: the same matrix from the page cache, one thread; decode step 0.155 s vs 0.199 s
+     * on the 2-layer 20b synth). The sums are the same either way. */
+    for (int64_t n = 0; n < N; n++) bf16_tile512(1, 1, wb + n * C * 2, C, x, ldx, y + n, ldy);
+    return;
+  }
   for (int64_t n0 = 0; n0 < N; n0 += 4) {
     const int nr = N - n0 < 4 ? (int)(N - n0) : 4;
     for (int t0 = 0; t0 < T; t0 += 4) {
