@@ -239,7 +239,6 @@ int model_open(const ckpt *ck, const model_opts *o, model **out, err *e) {
   m->ex_h = xcalloc(T * 2 * I, sizeof(float), &fail, &m->scratch_bytes);
   m->ex_u = xcalloc(T * I, sizeof(float), &fail, &m->scratch_bytes);
   m->ex_y = xcalloc(T * D, sizeof(float), &fail, &m->scratch_bytes);
-  m->xpair = xcalloc(T * (D > I ? D : I), sizeof(float), &fail, &m->scratch_bytes);
   m->ex_count = xcalloc(E, sizeof(int), &fail, &m->scratch_bytes);
   m->ex_start = xcalloc(E + 1, sizeof(int), &fail, &m->scratch_bytes);
   m->ex_slot = xcalloc(T * K, sizeof(int), &fail, &m->scratch_bytes);
@@ -262,7 +261,7 @@ void model_close(model *m) {
                   m->x,        m->t,      m->qkv,    m->att,    m->scores,  m->proj,
                   m->rlogits,  m->idx,    m->val,    m->wts,    m->y,       m->panel1,
                   m->panel2,   m->ex_in,  m->ex_h,   m->ex_u,   m->ex_y,    m->ex_count,
-                  m->ex_start, m->ex_slot, m->xpair};
+                  m->ex_start, m->ex_slot};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(m);
 }

@@ -58,7 +58,6 @@ struct model {
   float *ex_h;               /* [max_T, 2I] */
   float *ex_u;               /* [max_T, I] */
   float *ex_y;               /* [max_T, D] */
-  float *xpair;              /* [max_T, max(D, I)] an expert's input in MXFP4 pair order */
   int *ex_count;             /* [E] */
   int *ex_start;             /* [E+1] */
   int *ex_slot;              /* [max_T*K] (t*K + j) grouped by expert */

@@ -65,8 +65,8 @@ static void swiglu_row(const model *m, const float *h, int I, float *u) {
 }
 
 /* y[n, R] = x[n, C] . W[ex]ᵀ for expert ex's MXFP4 matrix (blocks, scales) of R rows: the
- * direct kernel from the mapping (x rearranged into pair order in m->xpair), or the rows
- * decoded into panel [R, C] and sgemm. Timed and counted. */
+ * direct kernel from the mapping (then x is in MXFP4 pair order, kern_mx4_pair_x), or the rows
+ * decoded into panel [R, C] and sgemm (x in column order). Timed and counted. */
 static int expert_matmul(model *m, int layer, ckpt_role blocks, ckpt_role scales, int ex,
                          int direct, const float *x, int n, int64_t C, int64_t R, float *panel,
                          float *y, err *e) {
@@ -80,10 +80,8 @@ static int expert_matmul(model *m, int layer, ckpt_role blocks, ckpt_role scales
   double t0 = log_now();
   if (direct) {
     const int64_t G = C / 32;
-    kern_mx4_pair_x(x, C, n, C, m->xpair);
     kern_mx4_nt_par(m->isa, (const uint8_t *)ckpt_tensor_data(b) + (int64_t)ex * R * G * 16,
-                    (const uint8_t *)ckpt_tensor_data(s) + (int64_t)ex * R * G, R, C, m->xpair, n,
-                    y, R);
+                    (const uint8_t *)ckpt_tensor_data(s) + (int64_t)ex * R * G, R, C, x, n, y, R);
     m->st.direct_mx4_bytes += bytes;
   } else {
     if (mx4_decode_expert_rows(b, s, ex, 0, R, panel, e) != 0) return -1;
@@ -121,8 +119,8 @@ int model_experts(model *m, int layer, const float *t, int T, const int32_t *idx
     if (!own || own[ex]) m->ex_slot[m->ex_start[ex] + m->ex_count[ex]++] = s;
   }
 
-  float *in = m->ex_in;   /* [n, D] tokens routed to ex */
-  float *h = m->ex_h;     /* [n, 2I] */
+  float *in = m->ex_in;   /* [n, D] tokens routed to ex (pair order for the direct kernel) */
+  float *h = m->ex_h;     /* [n, 2I], then u in pair order for the direct kernel */
   float *u = m->ex_u;     /* [n, I] */
   float *out = m->ex_y;   /* [n, D] */
   float *b1 = m->vec_a;   /* [2I] */
@@ -131,12 +129,16 @@ int model_experts(model *m, int layer, const float *t, int T, const int32_t *idx
     const int n = m->ex_count[ex];
     if (n == 0) continue;
     const int *slots = m->ex_slot + m->ex_start[ex];
-    for (int r = 0; r < n; r++)
-      memcpy(in + (int64_t)r * D, t + (int64_t)(slots[r] / K) * D, (size_t)D * sizeof(float));
-
-    /* h = W1[ex] . t + b1[ex]; the reference rounds after the matmul and after the bias.
-     * The kernel depends on n, the tokens routed to ex: the same for every rank count. */
+    /* The kernel depends on n, the tokens routed to ex: the same for every rank count. The
+     * direct kernel wants its input in pair order: the rows are gathered that way. */
     const int direct = model_use_direct(m, n, MODEL_MX4_DIRECT_MAX_T);
+    for (int r = 0; r < n; r++) {
+      const float *src = t + (int64_t)(slots[r] / K) * D;
+      if (direct) kern_mx4_pair_x(src, D, 1, D, in + (int64_t)r * D);
+      else memcpy(in + (int64_t)r * D, src, (size_t)D * sizeof(float));
+    }
+
+    /* h = W1[ex] . t + b1[ex]; the reference rounds after the matmul and after the bias */
     if (model_load_rows(m, layer, CK_MLP1_BIAS, ex, 1, b1, e) != 0 ||
         expert_matmul(m, layer, CK_MLP1_BLOCKS, CK_MLP1_SCALES, ex, direct, in, n, D, 2 * (int64_t)I,
                       m->panel1, h, e) != 0)
@@ -150,9 +152,14 @@ int model_experts(model *m, int layer, const float *t, int T, const int32_t *idx
         memcpy(swiglu_out + (int64_t)slots[r] * I, u + (int64_t)r * I, (size_t)I * sizeof(float));
     }
 
-    /* y = W2[ex] . u + b2[ex] */
+    /* y = W2[ex] . u + b2[ex]; for the direct kernel u in pair order, into h (no longer used) */
+    const float *u2 = u;
+    if (direct) {
+      kern_mx4_pair_x(u, I, n, I, h);
+      u2 = h;
+    }
     if (model_load_rows(m, layer, CK_MLP2_BIAS, ex, 1, b2, e) != 0 ||
-        expert_matmul(m, layer, CK_MLP2_BLOCKS, CK_MLP2_SCALES, ex, direct, u, n, I, D, m->panel2,
+        expert_matmul(m, layer, CK_MLP2_BLOCKS, CK_MLP2_SCALES, ex, direct, u2, n, I, D, m->panel2,
                       out, e) != 0)
       return -1;
     if (direct) m->st.experts_direct++;

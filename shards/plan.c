@@ -50,7 +50,7 @@ uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq) {
   if ((uint64_t)c->n_heads > vsz) vsz = c->n_heads;
   uint64_t floats = d2 + 2 * S * d2 + wsz + 2 * vsz + T * D * 2 + T * QKV + T * HD + T * S +
                     T * D + T * E + 2 * T * K + T * K * D + 2 * I * D + D * I + T * D +
-                    T * 2 * I + T * I + T * D + T * (D > I ? D : I);
+                    T * 2 * I + T * I + T * D;
   uint64_t ints = T * K + E + (E + 1) + T * K;
   return 4 * (floats + ints);
 }
