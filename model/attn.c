@@ -59,10 +59,10 @@ int model_attn_block(model *m, int layer, model_kv *kv, int pos0, int T, float *
 
   /* qkv = t . qkv.weightᵀ + qkv.bias */
   float *qkv = m->qkv; /* [T, QKV] */
-  if (model_load_rows(m, layer, CK_QKV_W, 0, QKV, m->w, e) != 0) return -1;
-  if (model_load_all(m, layer, CK_QKV_B, m->vec_b, e) != 0) return -1;
-  model_linear(m, t, T, D, m->w, QKV, m->vec_b, qkv, QKV, &m->st.attn_gemm_s,
-               &m->st.attn_gemm_flop);
+  if (model_load_all(m, layer, CK_QKV_B, m->vec_b, e) != 0 ||
+      model_linear_w(m, layer, CK_QKV_W, t, T, m->vec_b, QKV, qkv, QKV, &m->st.attn_gemm_s,
+                     &m->st.attn_gemm_flop, e) != 0)
+    return -1;
   if (cap && cap->qkv_out)
     memcpy(cap->qkv_out + (int64_t)pos0 * QKV, qkv, (size_t)T * QKV * sizeof(float));
 
@@ -136,10 +136,10 @@ int model_attn_block(model *m, int layer, model_kv *kv, int pos0, int T, float *
 
   /* x = x + (att . out.weightᵀ + out.bias) */
   float *proj = m->proj; /* [T, D] */
-  if (model_load_rows(m, layer, CK_OUT_W, 0, D, m->w, e) != 0) return -1;
-  if (model_load_all(m, layer, CK_OUT_B, m->vec_b, e) != 0) return -1;
-  model_linear(m, att, T, HD, m->w, D, m->vec_b, proj, D, &m->st.attn_gemm_s,
-               &m->st.attn_gemm_flop);
+  if (model_load_all(m, layer, CK_OUT_B, m->vec_b, e) != 0 ||
+      model_linear_w(m, layer, CK_OUT_W, att, T, m->vec_b, D, proj, D, &m->st.attn_gemm_s,
+                     &m->st.attn_gemm_flop, e) != 0)
+    return -1;
   for (int64_t i = 0; i < (int64_t)T * D; i++) x[i] = model_r(m, x[i] + proj[i]);
   if (cap && cap->hidden_after_attn)
     memcpy(cap->hidden_after_attn + (int64_t)pos0 * D, x, (size_t)T * D * sizeof(float));

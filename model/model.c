@@ -6,6 +6,8 @@
 
 #include "log.h"
 #include "model_impl.h"
+#include "mx4.h"
+#include "pool.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -26,13 +28,9 @@ void model_gemm_nt(const model *m, int M, int N, int Kd, const float *A, int lda
                 C + (int64_t)r * ldc, 1);
 }
 
-void model_linear(const model *m, const float *x, int T, int Din, const float *W, int N,
-                  const float *b, float *y, int ldy, double *secs, double *flop) {
-  const double t0 = log_now();
-  model_gemm_nt(m, T, N, Din, x, Din, W, Din, y, ldy);
-  if (secs) *secs += log_now() - t0;
-  if (flop) *flop += 2.0 * T * N * Din;
-  /* the reference adds the bias in fp32 before its single rounding to bf16 */
+/* y[T, N] (+ b), rounded once in bf16 mode: the reference adds the bias in fp32 before its
+ * single rounding to bf16. */
+static void linear_finish(const model *m, int T, int N, const float *b, float *y, int ldy) {
   for (int t = 0; t < T; t++) {
     float *row = y + (int64_t)t * ldy;
     if (b)
@@ -41,6 +39,22 @@ void model_linear(const model *m, const float *x, int T, int Din, const float *W
       model_round_vec(m, row, N);
   }
 }
+
+void model_linear(const model *m, const float *x, int T, int Din, const float *W, int N,
+                  const float *b, float *y, int ldy, double *secs, double *flop) {
+  const double t0 = log_now();
+  model_gemm_nt(m, T, N, Din, x, Din, W, Din, y, ldy);
+  if (secs) *secs += log_now() - t0;
+  if (flop) *flop += 2.0 * T * N * Din;
+  linear_finish(m, T, N, b, y, ldy);
+}
+
+/* ---------------------------------------------------------------- direct kernels */
+
+int model_use_direct(const model *m, int T, int max_direct) {
+  return m->kernels == MODEL_KERNELS_DIRECT || (m->kernels == MODEL_KERNELS_AUTO && T <= max_direct);
+}
+
 
 void model_rmsnorm(const model *m, const float *x, int T, const float *scale, float *y) {
   const int D = m->c.hidden;
@@ -84,6 +98,36 @@ int model_load_all(model *m, int layer, ckpt_role role, float *out, err *e) {
   return rc;
 }
 
+int model_linear_w(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
+                   int64_t chunk, float *y, int ldy, double *secs, double *flop, err *e) {
+  const ckpt_tensor *w = find_tensor(m, layer, role, e);
+  if (!w) return -1;
+  if (w->dtype != ST_BF16 || w->n_dims != 2)
+    return err_set(e, EXIT_RUNTIME, "%s: expected a BF16 matrix", w->name);
+  const int64_t N = w->shape[0], Din = w->shape[1];
+  if (model_use_direct(m, T, MODEL_BF16_DIRECT_MAX_T)) {
+    const double t0 = log_now();
+    int64_t row = 0; /* the Hugging Face q/k/v parts are consecutive row ranges */
+    for (int p = 0; p < w->n_parts; p++) {
+      const int64_t n = w->part[p]->shape[0];
+      kern_bf16_nt_par(m->isa, w->part[p]->data, n, Din, x, Din, T, y + row, ldy);
+      row += n;
+    }
+    if (secs) *secs += log_now() - t0;
+    if (flop) *flop += 2.0 * T * N * Din;
+    m->st.direct_bf16_bytes += 2.0 * N * Din;
+    linear_finish(m, T, (int)N, b, y, ldy);
+    return 0;
+  }
+  for (int64_t r0 = 0; r0 < N; r0 += chunk) {
+    const int64_t n = N - r0 < chunk ? N - r0 : chunk;
+    if (model_load_rows(m, layer, role, r0, n, m->w, e) != 0) return -1;
+    m->st.matrix_convert_bytes += 2.0 * n * Din;
+    model_linear(m, x, T, (int)Din, m->w, (int)n, b ? b + r0 : NULL, y + r0, ldy, secs, flop);
+  }
+  return 0;
+}
+
 /* ---------------------------------------------------------------- RoPE tables (spec 6.3) */
 
 static int rope_tables_init(model *m, err *e) {
@@ -110,6 +154,8 @@ void model_rope_tables(const model *m, const float **cos_, const float **sin_,
 
 /* ---------------------------------------------------------------- lifecycle */
 
+static int pool_configured; /* model_set_threads was called */
+
 /* calloc that records failure and counts the bytes asked for (model_scratch_bytes). */
 static void *xcalloc(size_t n, size_t size, int *fail, uint64_t *total) {
   void *p = calloc(n ? n : 1, size);
@@ -130,6 +176,26 @@ int model_open(const ckpt *ck, const model_opts *o, model **out, err *e) {
   m->c = *c;
   m->bf16 = o->precision == MODEL_BF16;
   m->row_stable = o->row_stable;
+  m->kernels = (model_kernels)o->kernels;
+  const char *ke = getenv("GPTOSS_KERNELS");
+  if (m->kernels == MODEL_KERNELS_AUTO && ke && *ke) {
+    if (!strcmp(ke, "convert")) m->kernels = MODEL_KERNELS_CONVERT;
+    else if (!strcmp(ke, "direct")) m->kernels = MODEL_KERNELS_DIRECT;
+    else if (strcmp(ke, "auto") != 0) {
+      free(m);
+      return err_set(e, EXIT_USAGE, "GPTOSS_KERNELS=%s: expected auto, convert or direct", ke);
+    }
+  }
+  const char *se = getenv("GPTOSS_SIMD");
+  if (se && *se && strcmp(se, "scalar") && strcmp(se, "avx2") && strcmp(se, "avx512")) {
+    free(m);
+    return err_set(e, EXIT_USAGE, "GPTOSS_SIMD=%s: expected scalar, avx2 or avx512", se);
+  }
+  /* the direct kernels are row-stable by construction: use them for every T */
+  if (m->row_stable && m->kernels == MODEL_KERNELS_AUTO) m->kernels = MODEL_KERNELS_DIRECT;
+  m->isa = kern_isa_best();
+  (void)mx4_scale(0); /* builds the scale table before any worker thread reads it */
+  if (!pool_configured) model_set_threads(openblas_get_num_threads());
   m->max_T = o->max_tokens;
   m->max_seq = o->max_seq;
   m->qkv_w = (int)config_qkv_rows(c);
@@ -211,7 +277,17 @@ void model_stats_get(const model *m, model_stats *s) { *s = m->st; }
 
 uint64_t model_scratch_bytes(const model *m) { return m->scratch_bytes; }
 
-void model_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
+void model_set_threads(int n) {
+  openblas_set_num_threads(n > 0 ? n : 1);
+  pool_set_threads(n);
+  pool_configured = 1;
+}
+
+const char *model_kernels_name(const model *m) {
+  return m->kernels == MODEL_KERNELS_CONVERT ? "convert" : m->kernels == MODEL_KERNELS_DIRECT ? "direct" : "auto";
+}
+
+const char *model_isa_name(const model *m) { return kern_isa_name(m->isa); }
 
 /* ---------------------------------------------------------------- KV cache */
 
@@ -264,13 +340,8 @@ int model_head(model *m, const float *x, int T, float *final_norm_out, float *lo
   if (model_load_all(m, -1, CK_NORM, m->vec_a, e) != 0) return -1;
   model_rmsnorm(m, x, T, m->vec_a, m->t);
   if (final_norm_out) memcpy(final_norm_out, m->t, (size_t)T * D * sizeof(float));
-  for (int v0 = 0; v0 < V; v0 += MODEL_UNEMB_CHUNK) {
-    const int n = V - v0 < MODEL_UNEMB_CHUNK ? V - v0 : MODEL_UNEMB_CHUNK;
-    if (model_load_rows(m, -1, CK_UNEMBEDDING, v0, n, m->w, e) != 0) return -1;
-    model_linear(m, m->t, T, D, m->w, n, NULL, logits + v0, V, &m->st.head_gemm_s,
-                 &m->st.head_gemm_flop);
-  }
-  return 0;
+  return model_linear_w(m, -1, CK_UNEMBEDDING, m->t, T, NULL, MODEL_UNEMB_CHUNK, logits, V,
+                        &m->st.head_gemm_s, &m->st.head_gemm_flop, e);
 }
 
 /* ---------------------------------------------------------------- single-rank chain */

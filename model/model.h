@@ -14,11 +14,16 @@
  *   model_head            RMSNorm(x) -> logits [T, V]                 (last pipeline stage)
  * and model_forward chains them for one rank holding everything.
  *
- * Weights: nothing is dequantized ahead of time. bf16 matrices (qkv, out, gate, unembedding)
- * are converted to fp32 at use into one scratch buffer (the unembedding in row chunks); each
- * selected expert's MXFP4 weights are decoded once per call into fp32 panels and multiplied
- * with sgemm for all the tokens routed to it. Scratch is sized at model_open from max_tokens
- * (tokens per call) and max_seq (positions); no allocation happens inside a forward call.
+ * Weights: nothing is dequantized ahead of time. A call of few tokens (T up to a measured
+ * crossover; for an expert, the tokens routed to it) multiplies the bf16 matrices (qkv, out,
+ * gate, unembedding) and the MXFP4 experts straight from the mapping with the direct kernels
+ * (kern.h: each weight read once, converted in registers, no fp32 copy). Above the crossover a
+ * bf16 matrix is converted to fp32 into one scratch buffer (the unembedding in row chunks) and
+ * each selected expert's MXFP4 weights are decoded once per call into fp32 panels, both
+ * multiplied with sgemm for all the tokens. The choice depends only on T of the call and on the
+ * number of tokens routed to an expert, never on how the work is split over ranks
+ * (docs/forward.md "Kernels"). Scratch is sized at model_open from max_tokens (tokens per
+ * call) and max_seq (positions); no allocation happens inside a forward call.
  *
  * Precision: MODEL_FP32 targets the official fp32 run (golden /fp32). MODEL_BF16 rounds to
  * bf16 exactly where the official code does (golden /bf16), computing in fp32 inside each
@@ -44,8 +49,17 @@ typedef struct {
   int row_stable;            /* 1: every matrix product per token (sgemv, fixed-order dots), so a
                               * token's results do not depend on how many tokens share a call
                               * (sgemm's summation order depends on the matrix shape); slower
-                              * prefill, used to check the KV cache exactly */
+                              * prefill, used to check the KV cache exactly; with the direct
+                              * kernels (kernels != MODEL_KERNELS_CONVERT) it uses them for
+                              * every T */
+  int kernels;               /* model_kernels; MODEL_KERNELS_AUTO (0) may be overridden by the
+                              * environment variable GPTOSS_KERNELS=auto|convert|direct */
 } model_opts;
+
+/* Which matrix kernels run. AUTO: direct kernels up to the crossovers, convert + sgemm above.
+ * CONVERT: always convert to fp32 + sgemm (the path before the direct kernels; benchmarks
+ * measure it as the baseline). DIRECT: always the direct kernels (to measure the crossover). */
+typedef enum { MODEL_KERNELS_AUTO = 0, MODEL_KERNELS_CONVERT = 1, MODEL_KERNELS_DIRECT = 2 } model_kernels;
 
 typedef struct model model;
 
@@ -155,16 +169,25 @@ typedef struct {
   double head_gemm_s, head_gemm_flop;       /* unembedding sgemm */
   double mx4_decode_s, mx4_decode_bytes;    /* MXFP4 bytes (blocks + scales) decoded */
   double bf16_convert_s;                    /* bf16 -> fp32 weight conversion */
+  double matrix_convert_bytes;              /* bf16 bytes of weight matrices converted to fp32 */
+  double direct_bf16_bytes, direct_mx4_bytes; /* weight bytes read by the direct kernels */
   long long experts_decoded;                /* expert panels decoded (mlp1 + mlp2 = one) */
+  long long experts_direct;                 /* expert MLPs run by the direct kernels */
 } model_stats;
 void model_stats_get(const model *m, model_stats *s);
 
-/* Threads of the matrix library for this process. OpenBLAS's sgemm gives different last bits
- * for different thread counts, so results are reproducible only for a fixed count: the
- * commands set it explicitly (never from core counts or bindings). Local, process-wide. */
+/* Threads of the matrix library and of the direct kernels for this process. OpenBLAS's sgemm
+ * gives different last bits for different thread counts, so results are reproducible only for
+ * a fixed count: the commands set it explicitly (never from core counts or bindings). (The
+ * direct kernels give the same bits for any count.) Until it is called, the direct kernels use
+ * OpenBLAS's own count. Call it outside forward calls. Local, process-wide. */
 void model_set_threads(int n);
 
 /* Bytes of scratch model_open allocated (what plan_scratch_bytes predicts). */
 uint64_t model_scratch_bytes(const model *m);
+
+/* The kernels in use: "auto", "convert" or "direct", and the instruction set ("avx512", ...). */
+const char *model_kernels_name(const model *m);
+const char *model_isa_name(const model *m);
 
 #endif

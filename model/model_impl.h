@@ -10,6 +10,7 @@
  * (intermediate size) used throughout; nothing here uses complex numbers. */
 #undef I
 
+#include "kern.h"
 #include "model.h"
 #include "plan.h"
 #include "st.h"
@@ -17,11 +18,19 @@
 /* Unembedding rows converted per chunk (bounded scratch: UNEMB_CHUNK * D floats). */
 #define MODEL_UNEMB_CHUNK PLAN_UNEMB_CHUNK /* one constant for the model and the plan */
 
+/* Crossovers (docs/forward.md "Kernels", measured by bench/bench_kernels.c): a bf16 matrix is
+ * multiplied by the direct kernel when the call has at most this many tokens, an expert when
+ * at most this many tokens are routed to it; above, convert/decode to fp32 + sgemm. */
+#define MODEL_BF16_DIRECT_MAX_T 128
+#define MODEL_MX4_DIRECT_MAX_T 128
+
 struct model {
   const ckpt *ck;
   gpt_config c;
   int bf16;                  /* 1: round to bf16 at the reference's rounding points */
   int row_stable;            /* 1: per-token products (model_opts.row_stable) */
+  model_kernels kernels;     /* resolved: never AUTO with row_stable (then DIRECT) */
+  kern_isa isa;              /* of the direct kernels */
   int max_T, max_seq;
   uint64_t scratch_bytes;    /* bytes allocated by model_open (model_scratch_bytes) */
   int qkv_w;                 /* QKV = Dh*(H+2*KV) */
@@ -73,6 +82,17 @@ void model_gemm_nt(const model *m, int M, int N, int Kd, const float *A, int lda
 
 void model_linear(const model *m, const float *x, int T, int Din, const float *W, int N,
                   const float *b, float *y, int ldy, double *secs, double *flop);
+
+/* y[T, N] = x[T, Din] . W[N, Din]ᵀ (+ b[N] if b) for the bf16 matrix (layer, role) of the
+ * checkpoint, rounded once in bf16 mode: the direct kernel from the mapping when T is at most
+ * MODEL_BF16_DIRECT_MAX_T (or the model is row-stable), else converted to fp32 into m->w, in
+ * chunks of `chunk` rows, and sgemm. x: [T, Din] (row stride Din); y row stride ldy. */
+int model_linear_w(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
+                   int64_t chunk, float *y, int ldy, double *secs, double *flop, err *e);
+
+/* Whether a product of T tokens uses the direct kernels (bf16: T of the call; MXFP4: tokens of
+ * one expert). */
+int model_use_direct(const model *m, int T, int max_direct);
 
 /* y[T, D] = RMSNorm(x[T, D]) * scale[D] (eps 1e-5), output rounded in bf16 mode. */
 void model_rmsnorm(const model *m, const float *x, int T, const float *scale, float *y);

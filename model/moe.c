@@ -1,7 +1,7 @@
 /* moe.c: the MoE block of one layer (spec section 7): RMSNorm, router, top-k with the ONNX tie
- * rule, softmax over the selected logits, expert MLPs (MXFP4 decoded per selected expert into
- * fp32 panels, one sgemm per expert for all its tokens), SwiGLU with clamps, and the weighted
- * sum in fixed slot order. */
+ * rule, softmax over the selected logits, expert MLPs (for an expert with few tokens the direct
+ * MXFP4 kernel on the mapping; otherwise MXFP4 decoded into fp32 panels and one sgemm per
+ * expert for all its tokens), SwiGLU with clamps, and the weighted sum in fixed slot order. */
 #include <math.h>
 #include <string.h>
 
@@ -27,12 +27,12 @@ static void topk_row(const float *lg, int E, int K, int32_t *idx, float *val) {
 
 int model_router(model *m, int layer, const float *x, int T, float *t, float *logits,
                  int32_t *idx, float *val, float *w, err *e) {
-  const int D = m->c.hidden, E = m->c.n_experts, K = m->c.top_k;
+  const int E = m->c.n_experts, K = m->c.top_k;
   if (model_load_all(m, layer, CK_MLP_NORM, m->vec_a, e) != 0) return -1;
   model_rmsnorm(m, x, T, m->vec_a, t);
-  if (model_load_rows(m, layer, CK_GATE_W, 0, E, m->w, e) != 0) return -1;
-  if (model_load_all(m, layer, CK_GATE_B, m->vec_b, e) != 0) return -1;
-  model_linear(m, t, T, D, m->w, E, m->vec_b, logits, E, NULL, NULL);
+  if (model_load_all(m, layer, CK_GATE_B, m->vec_b, e) != 0 ||
+      model_linear_w(m, layer, CK_GATE_W, t, T, m->vec_b, E, logits, E, NULL, NULL, e) != 0)
+    return -1;
   for (int i = 0; i < T; i++) {
     int32_t *ir = idx + (int64_t)i * K;
     float *vr = val + (int64_t)i * K, *wr = w + (int64_t)i * K;
@@ -64,17 +64,34 @@ static void swiglu_row(const model *m, const float *h, int I, float *u) {
   }
 }
 
-/* Decode expert ex's (blocks, scales) rows into panel [R, C], timed and counted. */
-static int decode_panel(model *m, int layer, ckpt_role blocks, ckpt_role scales, int ex,
-                        int64_t R, float *panel, err *e) {
+/* y[n, R] = x[n, C] . W[ex]ᵀ for expert ex's MXFP4 matrix (blocks, scales) of R rows: the
+ * direct kernel from the mapping (then x is in MXFP4 pair order, kern_mx4_pair_x), or the rows
+ * decoded into panel [R, C] and sgemm (x in column order). Timed and counted. */
+static int expert_matmul(model *m, int layer, ckpt_role blocks, ckpt_role scales, int ex,
+                         int direct, const float *x, int n, int64_t C, int64_t R, float *panel,
+                         float *y, err *e) {
   const ckpt_tensor *b = ckpt_tensor_find(m->ck, layer, blocks);
   const ckpt_tensor *s = ckpt_tensor_find(m->ck, layer, scales);
   if (!b || !s) return err_set(e, EXIT_RUNTIME, "layer %d: MXFP4 expert tensors missing", layer);
-  const double t0 = log_now();
-  if (mx4_decode_expert_rows(b, s, ex, 0, R, panel, e) != 0) return -1;
-  m->st.mx4_decode_s += log_now() - t0;
-  const double C = (double)b->shape[2] * 32.0;
-  m->st.mx4_decode_bytes += (double)R * (C / 2.0 + C / 32.0);
+  if (b->n_dims != 4 || b->shape[1] != R || b->shape[2] * 32 != C || ex < 0 || ex >= b->shape[0])
+    return err_set(e, EXIT_RUNTIME, "%s: expert %d of [%lld, %lld] x %lld columns expected", b->name,
+                   ex, (long long)b->shape[0], (long long)R, (long long)C);
+  const double bytes = (double)R * (C / 2 + C / 32);
+  double t0 = log_now();
+  if (direct) {
+    const int64_t G = C / 32;
+    kern_mx4_nt_par(m->isa, (const uint8_t *)ckpt_tensor_data(b) + (int64_t)ex * R * G * 16,
+                    (const uint8_t *)ckpt_tensor_data(s) + (int64_t)ex * R * G, R, C, x, n, y, R);
+    m->st.direct_mx4_bytes += bytes;
+  } else {
+    if (mx4_decode_expert_rows(b, s, ex, 0, R, panel, e) != 0) return -1;
+    m->st.mx4_decode_s += log_now() - t0;
+    m->st.mx4_decode_bytes += bytes;
+    t0 = log_now();
+    model_gemm_nt(m, n, (int)R, (int)C, x, (int)C, panel, (int)C, y, (int)R);
+  }
+  m->st.expert_gemm_s += log_now() - t0;
+  m->st.expert_gemm_flop += 2.0 * n * R * C;
   return 0;
 }
 
@@ -102,8 +119,8 @@ int model_experts(model *m, int layer, const float *t, int T, const int32_t *idx
     if (!own || own[ex]) m->ex_slot[m->ex_start[ex] + m->ex_count[ex]++] = s;
   }
 
-  float *in = m->ex_in;   /* [n, D] tokens routed to ex */
-  float *h = m->ex_h;     /* [n, 2I] */
+  float *in = m->ex_in;   /* [n, D] tokens routed to ex (pair order for the direct kernel) */
+  float *h = m->ex_h;     /* [n, 2I], then u in pair order for the direct kernel */
   float *u = m->ex_u;     /* [n, I] */
   float *out = m->ex_y;   /* [n, D] */
   float *b1 = m->vec_a;   /* [2I] */
@@ -112,17 +129,20 @@ int model_experts(model *m, int layer, const float *t, int T, const int32_t *idx
     const int n = m->ex_count[ex];
     if (n == 0) continue;
     const int *slots = m->ex_slot + m->ex_start[ex];
-    for (int r = 0; r < n; r++)
-      memcpy(in + (int64_t)r * D, t + (int64_t)(slots[r] / K) * D, (size_t)D * sizeof(float));
+    /* The kernel depends on n, the tokens routed to ex: the same for every rank count. The
+     * direct kernel wants its input in pair order: the rows are gathered that way. */
+    const int direct = model_use_direct(m, n, MODEL_MX4_DIRECT_MAX_T);
+    for (int r = 0; r < n; r++) {
+      const float *src = t + (int64_t)(slots[r] / K) * D;
+      if (direct) kern_mx4_pair_x(src, D, 1, D, in + (int64_t)r * D);
+      else memcpy(in + (int64_t)r * D, src, (size_t)D * sizeof(float));
+    }
 
     /* h = W1[ex] . t + b1[ex]; the reference rounds after the matmul and after the bias */
-    if (decode_panel(m, layer, CK_MLP1_BLOCKS, CK_MLP1_SCALES, ex, 2 * (int64_t)I, m->panel1, e))
+    if (model_load_rows(m, layer, CK_MLP1_BIAS, ex, 1, b1, e) != 0 ||
+        expert_matmul(m, layer, CK_MLP1_BLOCKS, CK_MLP1_SCALES, ex, direct, in, n, D, 2 * (int64_t)I,
+                      m->panel1, h, e) != 0)
       return -1;
-    if (model_load_rows(m, layer, CK_MLP1_BIAS, ex, 1, b1, e) != 0) return -1;
-    double t0 = log_now();
-    model_gemm_nt(m, n, 2 * I, D, in, D, m->panel1, D, h, 2 * I);
-    m->st.expert_gemm_s += log_now() - t0;
-    m->st.expert_gemm_flop += 2.0 * n * 2 * I * D;
     for (int r = 0; r < n; r++) {
       float *hr = h + (int64_t)r * 2 * I;
       for (int o = 0; o < 2 * I; o++) hr[o] = model_r(m, model_r(m, hr[o]) + b1[o]);
@@ -132,14 +152,18 @@ int model_experts(model *m, int layer, const float *t, int T, const int32_t *idx
         memcpy(swiglu_out + (int64_t)slots[r] * I, u + (int64_t)r * I, (size_t)I * sizeof(float));
     }
 
-    /* y = W2[ex] . u + b2[ex] */
-    if (decode_panel(m, layer, CK_MLP2_BLOCKS, CK_MLP2_SCALES, ex, D, m->panel2, e)) return -1;
-    if (model_load_rows(m, layer, CK_MLP2_BIAS, ex, 1, b2, e) != 0) return -1;
-    t0 = log_now();
-    model_gemm_nt(m, n, D, I, u, I, m->panel2, I, out, D);
-    m->st.expert_gemm_s += log_now() - t0;
-    m->st.expert_gemm_flop += 2.0 * n * D * I;
-    m->st.experts_decoded++;
+    /* y = W2[ex] . u + b2[ex]; for the direct kernel u in pair order, into h (no longer used) */
+    const float *u2 = u;
+    if (direct) {
+      kern_mx4_pair_x(u, I, n, I, h);
+      u2 = h;
+    }
+    if (model_load_rows(m, layer, CK_MLP2_BIAS, ex, 1, b2, e) != 0 ||
+        expert_matmul(m, layer, CK_MLP2_BLOCKS, CK_MLP2_SCALES, ex, direct, u2, n, I, D, m->panel2,
+                      out, e) != 0)
+      return -1;
+    if (direct) m->st.experts_direct++;
+    else m->st.experts_decoded++;
     for (int r = 0; r < n; r++) {
       const float *orow = out + (int64_t)r * D;
       float *yr = y + (int64_t)slots[r] * D;

@@ -70,6 +70,20 @@ uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, 
   return 4 * words + E;
 }
 
+/* The model's crossovers (MODEL_BF16_DIRECT_MAX_T and MODEL_MX4_DIRECT_MAX_T in
+ * model/model_impl.h; tests/test_plan_model.c checks that the plan follows them): a bf16 matrix
+ * multiplied for at most this many tokens, or an expert for at most this many tokens routed to
+ * it, is read in place by the direct kernels, so the conversion buffer and the expert panels
+ * are never written (their pages stay unallocated). The prediction assumes the default kernel
+ * choice (GPTOSS_KERNELS unset). */
+#define PLAN_BF16_DIRECT_MAX_T 128
+#define PLAN_MX4_DIRECT_MAX_T 128
+
+/* fp32 bytes of the two decoded expert panels (model_open's panel1 [2I, D] + panel2 [D, I]). */
+static uint64_t panel_bytes(const gpt_config *c) {
+  return 4 * 3 * (uint64_t)c->intermediate * (uint64_t)c->hidden;
+}
+
 /* fp32 bytes of model_open's conversion buffer (m->w) a rank writes: the largest bf16 matrix it
  * converts. Attention and the router run on stage leaders only, the unembedding chunks on the
  * head rank; other ranks never touch the buffer, so its pages stay unallocated. */
@@ -195,7 +209,11 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
     pr->mapped_expert_bytes = expert * (uint64_t)pr->n_experts * (uint64_t)pr->n_layers;
     pr->mapped_bytes = pr->mapped_global_bytes + pr->mapped_attn_bytes + pr->mapped_expert_bytes;
     pr->resident_bytes = pr->mapped_bytes - (pr->has_embedding ? embed - embed_resident : 0);
-    pr->scratch_bytes = scratch - convert_bytes(c, 1, 1) + convert_bytes(c, pr->leader, pr->has_head) +
+    /* a call converts only above the crossover; an expert never gets more than max_tokens */
+    const int convert = max_tokens > PLAN_BF16_DIRECT_MAX_T, decode = max_tokens > PLAN_MX4_DIRECT_MAX_T;
+    pr->scratch_bytes = scratch - convert_bytes(c, 1, 1) - panel_bytes(c) +
+                        convert_bytes(c, pr->leader && convert, pr->has_head && convert) +
+                        (decode ? panel_bytes(c) : 0) +
                         plan_exchange_bytes(c, max_tokens, G, pr->leader, pr->has_head);
     pr->kv_bytes = pr->leader ? plan_kv_bytes(c, pr->n_layers, max_seq) : 0;
     pr->base_bytes = PLAN_PROCESS_BYTES;

@@ -3,6 +3,7 @@
 # removed when the test passes.
 #   dist_invariance_*   P = 1..4 x every valid split: traces bitwise = issue 3's engine
 #                       (tests/dist_ref_trace.c), same ids without --trace          (mpi)
+#                       (_long: a 256-token prompt, both kernel paths in one prefill)
 #   dist_variants       bf16, --max-layers, default split, long generation            (mpi)
 #   dist_fault          GPTOSS_FAULT in every phase, rank 0 and others               (mpi, fault)
 #   dist_corrupt        a corrupt tensor only one rank reads                          (mpi, fault)
@@ -26,6 +27,7 @@ endfunction()
 dist_test(dist_invariance_case_a "mpi;golden" 240 invariance case-a)
 dist_test(dist_invariance_tiny_e6_l3 "mpi" 240 invariance tiny-e6-l3 --preset tiny --experts 6 --layers 3 --seed 21)
 dist_test(dist_invariance_hf_e3_l4 "mpi" 240 invariance hf-e3-l4 --preset tiny --layout hf --experts 3 --layers 4 --seed 22)
+dist_test(dist_invariance_long "mpi" 300 invariance tiny-long-e8-l3 --tokens 256 --preset tiny --experts 8 --layers 3 --seed 23)
 dist_test(dist_variants "mpi;golden" 240 variants)
 dist_test(dist_fault "mpi;fault" 300 fault)
 dist_test(dist_corrupt "mpi;fault" 180 corrupt)

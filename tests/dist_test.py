@@ -6,12 +6,17 @@ usage: dist_test.py MODE [ARGS]
        REF_TRACE (tests/dist_ref_trace: issue 3's single-process engine)
 
 modes
-  invariance CASE [SYNTH ARGS...]  CASE = case-a, or a name for a `gptoss-mpi synth` checkpoint
-                     made with the given arguments. For P = 1..4 and every valid --stages value
+  invariance CASE [--tokens N] [SYNTH ARGS...]  CASE = case-a, or a name for a `gptoss-mpi synth`
+                     checkpoint made with the given arguments; N prompt tokens (default 20).
+                     For P = 1..4 and every valid --stages value
                      (stages divide P, stages <= layers, P / stages <= experts): the trace of
                      prefill + 3 generated tokens is bitwise identical (tests/trace_identical.py)
                      to issue 3's single-process run, and the ids printed without --trace are the
-                     same; invalid splits are refused with exit 2 and one message.
+                     same; invalid splits are refused with exit 2 and one message. With --tokens
+                     above the kernel crossovers (model/model_impl.h: the prefill's attention is
+                     converted + sgemm above 128 tokens, an expert decoded + sgemm above 128 of
+                     its tokens) the prefill mixes both kernel paths, which the test checks from the
+                     routing in the trace.
   variants           case-a: --precision bf16 and --max-layers (cutting a stage, and leaving
                      stages without layers) on pipeline splits, default split, --prompt-file.
   fault              GPTOSS_FAULT=R:PHASE[:N] for every phase, on rank 0 and other ranks: exit 1,
@@ -38,6 +43,9 @@ import struct
 import subprocess
 import sys
 import time
+
+import h5py
+import numpy as np
 
 BIN = os.environ["GPTOSS_BIN"]
 GOLDEN = os.environ["GOLDEN"]
@@ -130,15 +138,31 @@ def reference(ck, ids, ntok, prec, max_layers, out):
     return r[1].strip()
 
 
+MX4_DIRECT_MAX_T = 128  # model/model_impl.h MODEL_MX4_DIRECT_MAX_T
+
+
+def expert_counts(trace, n_prompt):
+    """Tokens routed to each expert in each layer during the prefill (the trace's top-k)."""
+    with h5py.File(trace, "r") as f:
+        return [np.bincount(f[f"layers/{n}/topk_indices"][:n_prompt].ravel()) for n in range(len(f["layers"]))]
+
+
 def invariance(case, synth_args):
+    n_prompt = 20
+    if synth_args[:1] == ["--tokens"]:
+        n_prompt, synth_args = int(synth_args[1]), synth_args[2:]
     ck = CASE_A if case == "case-a" else synth(case, *synth_args)
     cfg = config(ck)["config"]
     L, E, V = cfg["num_hidden_layers"], cfg["num_experts"], cfg["vocab_size"]
-    ids = IDS_A if case == "case-a" else prompt_ids(V, 20, len(case))
+    ids = IDS_A if case == "case-a" else prompt_ids(V, n_prompt, len(case))
     w = fresh("inv-" + case)
     print(f"{case}: {L} layers, {E} experts, top-{cfg['experts_per_token']}, layout {config(ck)['layout']}")
     ref = os.path.join(w, "ref.h5")
     ref_ids = reference(ck, ids, 4, "fp32", 0, ref)
+    if n_prompt > MX4_DIRECT_MAX_T:
+        counts = [c for layer in expert_counts(ref, n_prompt) for c in layer if c > 0]
+        check(f"the prefill has experts on both sides of the crossover ({min(counts)}..{max(counts)} tokens)",
+              min(counts) <= MX4_DIRECT_MAX_T < max(counts))
     for P in (1, 2, 3, 4):
         splits = valid_stages(L, E, P)
         if SANITIZER_RUN:  # every code path (pipeline, groups, both), half the runs: see tests/CMakeLists.txt

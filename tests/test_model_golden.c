@@ -40,7 +40,7 @@ static int run_forward(const ckpt *ck, const trace *ref, model_precision prec, t
   const gpt_config *c = ckpt_config(ck);
   model *m = NULL;
   model_kv kv = {0};
-  model_opts o = {ref->T, ref->T, prec, 0};
+  model_opts o = {.max_tokens = ref->T, .max_seq = ref->T, .precision = prec};
   int rc = model_open(ck, &o, &m, &e);
   if (rc == 0) rc = model_kv_init(c, 0, c->n_layers, ref->T, &kv, &e);
   if (rc == 0) rc = trace_alloc(tr, c, ref->T, c->n_layers, &e);
