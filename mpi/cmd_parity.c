@@ -19,6 +19,7 @@
 #include "dist.h"
 #include "fwd_job.h"
 #include "log.h"
+#include "tok.h"
 #include "outpath.h"
 #include "ort.h"
 #include "ort_trace.h"
@@ -346,11 +347,18 @@ int cmd_parity(int argc, char **argv) {
   }
   /* comparison and staged outputs on rank 0, agreed; then published */
   if (e.code == 0 && have_cand) {
+    /* text in the summary: the prompt's tokenizer, or one found beside the checkpoint (quietly:
+     * a model without a tokenizer just gets no text) */
+    tok *found = NULL;
+    const tok *tk = j.tok;
+    err te = {0};
+    if (!tk && tok_find(ckpt_dir(ck), a.job.tok_path, &found, &te) == 0) tk = found;
     parity_meta m = {ckpt_dir(ck), ref_desc, cand_desc,
                      a.ref ? "" : a.job.precision == MODEL_BF16 ? "bf16" : "fp32", d.size,
-                     ckpt_config(ck), &a.th};
+                     ckpt_config(ck), &a.th, tk, a.ref ? 0 : j.n_prompt};
     log_info("== compare: %d positions x %d layers", ref->T, ref->n_layers);
     compare_and_stage(&a, ref, &cand, &m, &pass, out, &e);
+    tok_close(found);
   }
   dist_pause(&d, "report-staged");
   if (e.code == 0 || !e.agreed) dist_agree(&d, &e);

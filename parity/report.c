@@ -201,6 +201,34 @@ static const char *fmt_g(double v, char *buf, size_t n) {
   return buf;
 }
 
+/* ids[a..b) as one escaped line for a Markdown table: tokens decoded with TOK_TEXT_ESCAPE (no
+ * newline, no control byte, invalid UTF-8 as \xNN), pipes and backticks escaped, cut at max
+ * bytes; the token at `mark` (if in range) is wrapped in [[ ]]. "" without a tokenizer. */
+static void text_of(const tok *tk, const int32_t *ids, int a, int b, int mark, size_t max,
+                    strbuf *t) {
+  if (!tk) return;
+  for (int i = a; i < b; i++) {
+    tok_buf piece = {0};
+    err e = {0};
+    if (tok_decode(tk, ids + i, 1, TOK_TEXT_ESCAPE, &piece, &e) != 0) {
+      strbuf_printf(t, "<id %d>", ids[i]);
+    } else {
+      if (i == mark) strbuf_printf(t, "[[");
+      for (size_t k = 0; k < piece.n && max > 0; k++, max--) {
+        const char ch = piece.p[k];
+        if (ch == '|' || ch == '`') strbuf_printf(t, "\\%c", ch);
+        else strbuf_printf(t, "%c", ch);
+      }
+      if (i == mark) strbuf_printf(t, "]]");
+    }
+    tok_buf_free(&piece);
+    if (max == 0) {
+      strbuf_printf(t, "...");
+      break;
+    }
+  }
+}
+
 int parity_summary_stage(const char *path, const char *svg_name, const parity_result *r,
                          const parity_meta *m, const trace *ref, const trace *cand,
                          atomic_out **staged, err *e) {
@@ -212,6 +240,17 @@ int parity_summary_stage(const char *path, const char *svg_name, const parity_re
   strbuf_printf(&t, "| | |\n| --- | --- |\n| checkpoint | `%s` |\n| reference | %s |\n| candidate | %s |\n",
      m->checkpoint, m->reference, m->candidate);
   strbuf_printf(&t, "| positions compared | %d of %d (%d layers, top-%d of %d experts) |\n", r->n_compared, r->T, r->L, r->K, r->E);
+  if (m->tokenizer) {
+    const int np = m->n_prompt > 0 && m->n_prompt <= r->T ? m->n_prompt : r->T;
+    strbuf_printf(&t, "| prompt (%d tokens) | ", np);
+    text_of(m->tokenizer, ref->input_ids, 0, np, -1, 600, &t);
+    strbuf_printf(&t, " |\n");
+    if (np < r->T) {
+      strbuf_printf(&t, "| generated | ");
+      text_of(m->tokenizer, ref->input_ids, np, r->T, -1, 600, &t);
+      strbuf_printf(&t, " |\n");
+    }
+  }
   if (cand->call) {
     int n_pre = 0, n_steps = 0;
     for (int i = 0; i < r->T; i++) {
@@ -261,7 +300,8 @@ int parity_summary_stage(const char *path, const char *svg_name, const parity_re
   int shown = 0, total = 0;
   for (size_t i = 0; i < (size_t)r->L * r->T; i++) total += !r->set_match[i];
   if (total) {
-    strbuf_printf(&t, "## Expert-set mismatches (%d)\n\n| layer | position | call | reference experts | candidate experts | reference margin | |\n| ---: | ---: | --- | --- | --- | ---: | --- |\n", total);
+    strbuf_printf(&t, "## Expert-set mismatches (%d)\n\n| layer | position | call | reference experts | candidate experts | reference margin | |%s\n| ---: | ---: | --- | --- | --- | ---: | --- |%s\n",
+       total, m->tokenizer ? " text around it |" : "", m->tokenizer ? " --- |" : "");
     for (int l = 0; l < r->L && shown < 50; l++)
       for (int tk = 0; tk < r->T && shown < 50; tk++) {
         const size_t i = (size_t)l * r->T + tk;
@@ -274,9 +314,15 @@ int parity_summary_stage(const char *path, const char *svg_name, const parity_re
         }
         char call[48];
         parity_call_name(cand->call ? cand->call[tk] : -1, call, sizeof call);
-        strbuf_printf(&t, "| %d | %d | %s | %s | %s | %s | %s%s |\n", l, tk, call, er, ec, fmt_g(r->margin[i], a, 32),
+        strbuf_printf(&t, "| %d | %d | %s | %s | %s | %s | %s%s |", l, tk, call, er, ec, fmt_g(r->margin[i], a, 32),
            r->near_tie[i] ? "near-tie" : "**failure**",
            r->after_mismatch[i] ? " (after an earlier mismatch at this position)" : "");
+        if (m->tokenizer) {
+          strbuf_printf(&t, " ");
+          text_of(m->tokenizer, ref->input_ids, tk >= 4 ? tk - 4 : 0, tk + 3 < r->T ? tk + 3 : r->T, tk, 160, &t);
+          strbuf_printf(&t, " |");
+        }
+        strbuf_printf(&t, "\n");
         shown++;
       }
     if (shown < total) strbuf_printf(&t, "\n(%d more in the HDF5 report, group /mismatches)\n", total - shown);

@@ -8,6 +8,7 @@
 #include "compare.h"
 #include "config.h"
 #include "err.h"
+#include "tok.h"
 #include "trace.h"
 
 typedef struct {
@@ -18,6 +19,9 @@ typedef struct {
   int n_ranks;
   const gpt_config *config;
   const parity_thresholds *thresholds;
+  const tok *tokenizer;       /* NULL: no text; else the summary shows the prompt as text and the
+                               * tokens around every mismatch (tokenizer/tok.h, one-line escapes) */
+  int n_prompt;               /* positions of the prompt (the rest were generated); 0 = unknown */
 } parity_meta;
 
 /* Each writer stages its file next to path and seals it (shards/atomic.h); the caller publishes

@@ -131,7 +131,7 @@ static void test_compare(const trace *ref, trace *cand) {
     snprintf(sp, sizeof sp, "%s/report.md", dir);
     snprintf(cp, sizeof cp, "%s/report.svg", dir);
     gpt_config c = tiny_config();
-    parity_meta m = {"tiny", "expected values", "decoder.onnx", "", 1, &c, &th};
+    parity_meta m = {"tiny", "expected values", "decoder.onnx", "", 1, &c, &th, NULL, 0};
     atomic_out *o[3] = {NULL, NULL, NULL};
     TU_CHECK(parity_report_stage(rp, &r, &m, ref, cand, &o[0], &e) == 0 &&
              parity_summary_stage(sp, "report.svg", &r, &m, ref, cand, &o[1], &e) == 0 &&
