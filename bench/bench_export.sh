@@ -5,8 +5,10 @@
 #   bench/bench_export.sh BUILD_DIR WORK_DIR [LAYERS]
 #
 # 1. synth --preset 20b --layers LAYERS (default 4) -> WORK/ck
-# 2. cp -r of the checkpoint to the same disk, synced (the yardstick), then export --weights
-#    mxfp4 with 1 and 2 ranks (each fsyncs its data), peak RSS and anonymous memory per rank
+# 2. cp -r of the checkpoint to the same disk + sync (the yardstick), alternated with a 1-rank
+#    export + sync, RUNS pairs (default 3): medians and the median per-pair ratio (issue 14
+#    item 4); then export --weights mxfp4 with 1 and 2 ranks (each fsyncs its data), peak RSS
+#    and anonymous memory per rank
 # 3. export --weights fp32 (2 ranks), and the dense-weight variants --dense auto / fp32 (default
 #    bf16 + Cast; auto = fp32 only over ORT's 1 GiB folding limit, i.e. the unembedding)
 # 4. ONNX Runtime 1.30 (onnxruntime-node, 2 intra-op threads): session creation time and memory
@@ -32,11 +34,25 @@ if [ ! -d "$CK" ]; then
 fi
 echo "checkpoint_bytes: $(du -sb "$CK" | cut -f1)"
 
-# the yardstick: a synced copy to the same disk
-rm -rf "$WORK/ck-copy"
-t0=$(now); cp -r "$CK" "$WORK/ck-copy"; for f in "$WORK/ck-copy"/*; do sync "$f"; done; t1=$(now)
-CP=$(secs "$t0" "$t1"); echo "cp_s: $CP"
-rm -rf "$WORK/ck-copy"
+# the yardstick: a synced copy to the same disk, alternated with a synced 1-rank export, RUNS
+# pairs (default 3); medians, and the median of the per-pair ratios (pairing keeps the ratio
+# meaningful when a shared machine's speed drifts during the run)
+RUNS=${RUNS:-3}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+cps=() exs=() ratios=()
+for ((i = 0; i < RUNS; i++)); do
+  rm -rf "$WORK/ck-copy" "$WORK/pair"
+  t0=$(now); cp -r "$CK" "$WORK/ck-copy"; sync; t1=$(now)
+  t2=$(now); mpirun -np 1 --bind-to none "$BIN" export "$CK" --output "$WORK/pair" -q; sync; t3=$(now)
+  c=$(secs "$t0" "$t1") x=$(secs "$t2" "$t3")
+  cps+=("$c") exs+=("$x") ratios+=("$(echo "scale=4; $x / $c" | bc)")
+  echo "  pair $i: cp+sync ${c} s, export+sync ${x} s"
+  rm -rf "$WORK/ck-copy" "$WORK/pair"
+done
+CP=$(printf '%s\n' "${cps[@]}" | median)
+echo "cp_s (median of $RUNS): $CP"
+echo "export_np1_synced_s (median of $RUNS): $(printf '%s\n' "${exs[@]}" | median)"
+echo "export_np1_vs_cp (median of per-pair ratios): $(printf '%s\n' "${ratios[@]}" | median)"
 
 run_export() { # name np args...
   local name=$1 np=$2; shift 2

@@ -289,15 +289,34 @@ static inline uint16_t bf16_at(const uint8_t *p) {
 
 /* 1 if any of the n bf16 values at p is infinite or NaN (branch-free, so the compiler vectorizes). */
 static int bf16_any_nonfinite(const uint8_t *p, size_t n) {
-  unsigned bad = 0;
-  for (size_t i = 0; i < n; i++) bad |= (bf16_at(p + 2 * i) & 0x7f80u) == 0x7f80u;
+  /* four little-endian values per 64-bit word: a lane is non-finite when its exponent bits are
+   * all set, i.e. when (lane & 0x7f80) ^ 0x7f80 is zero; the zero-lane test is exact for "any" */
+  const uint64_t expo = 0x7f807f807f807f80ull, ones = 0x0001000100010001ull,
+                 high = 0x8000800080008000ull;
+  uint64_t bad = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint64_t w;
+    memcpy(&w, p + 2 * i, 8);
+    const uint64_t v = (w & expo) ^ expo;
+    bad |= (v - ones) & ~v & high;
+  }
+  for (; i < n; i++) bad |= (bf16_at(p + 2 * i) & 0x7f80u) == 0x7f80u;
   return bad != 0;
 }
 
-/* 1 if any MXFP4 scale byte overflows fp32 (>= 253). */
+/* 1 if any MXFP4 scale byte overflows fp32 (>= 253, i.e. its complement is < 3). */
 static int scales_any_overflow(const uint8_t *v, size_t n) {
-  unsigned bad = 0;
-  for (size_t i = 0; i < n; i++) bad |= v[i] >= 253u;
+  const uint64_t lo = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t bad = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, v + i, 8);
+    const uint64_t c = ~w; /* a byte of c is < 3 exactly when the zero-byte-style test fires */
+    bad |= (c - 3 * lo) & ~c & high;
+  }
+  for (; i < n; i++) bad |= v[i] >= 253u;
   return bad != 0;
 }
 
@@ -312,65 +331,90 @@ static int report_bad(const ckpt *ck, const exl_tensor *t, const ckpt_tensor *sr
   return -1;
 }
 
-/* Checkpoint bytes unchanged, copied in the kernel (copy_file_range) where the file system
- * allows it, else written from the mapping. bf16 tensors and scales are data-checked first from
- * a pread into buf (page cache -> buf is cheap; faulting the mapping in is not). */
+/* pread all n bytes at off (EINTR and short reads retried); the count read (< n at end of file). */
+static ssize_t pread_full(int fd, void *buf, size_t n, off_t off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
+/* Checkpoint bytes unchanged, in one read pass. Tensors that are checked (bf16: no NaN/inf;
+ * scales: no byte that overflows fp32) are read once into buf, checked there, and written from
+ * there: the bytes written are the bytes checked. The others (the MXFP4 blocks, most of a real
+ * checkpoint) are copied in the kernel (copy_file_range) where the file system allows it, else
+ * written from the mapping. */
 static int write_raw(const ckpt *ck, const exl_tensor *t, uint64_t b0, uint64_t b1, int fd,
                      const char *path, void *buf, size_t buf_bytes, export_progress_fn fn,
                      void *ctx, err *e) {
   const int check_bf16 = t->dtype == ONNX_BFLOAT16;
   const int check_scales = t->role == CK_MLP1_SCALES || t->role == CK_MLP2_SCALES;
-  const uint64_t chunk = check_bf16 || check_scales ? (uint64_t)buf_bytes : 64ull << 20;
+  const int checked = check_bf16 || check_scales;
+  const uint64_t chunk = checked ? (uint64_t)buf_bytes : 64ull << 20;
   uint64_t done = 0;
-  for (uint64_t s = b0; s < b1;) {
+  int sfd = -1, sfd_part = -1;
+  int rc = 0;
+  for (uint64_t s = b0; rc == 0 && s < b1;) {
     uint64_t avail;
     int k;
     const uint8_t *src = part_span(t->t, s, &avail, &k);
-    if (!src) return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': range past its end", path, t->name);
+    if (!src) {
+      rc = err_set(e, EXIT_RUNTIME, "%s: tensor '%s': range past its end", path, t->name);
+      break;
+    }
     uint64_t n = b1 - s < avail ? b1 - s : avail;
     if (n > chunk) n = chunk;
     const st_tensor *pt = t->t->part[k];
     const st_file *sf = ckpt_file(ck, (size_t)t->t->file_index[k]);
-    const char *src_path = st_file_path(sf);
     const uint64_t in0 = pt->file_offset + (uint64_t)(src - (const uint8_t *)pt->data);
-    int sfd = open(src_path, O_RDONLY | O_CLOEXEC), checked = 0;
-    uint64_t left = n;
-    if (sfd >= 0 && (check_bf16 || check_scales)) {
-      ssize_t r = pread(sfd, buf, n, (off_t)in0);
-      /* a short read of a file that changed since it was opened is that, not a write error */
-      if (r != (ssize_t)n && st_file_unchanged(sf, e) != 0) {
-        close(sfd);
-        return -1;
+    const uint64_t out0 = t->offset + s;
+    if (sfd_part != k) { /* one descriptor per source file (a q/k/v split has three parts) */
+      if (sfd >= 0) close(sfd);
+      sfd = open(st_file_path(sf), O_RDONLY | O_CLOEXEC);
+      sfd_part = k;
+      if (sfd < 0) {
+        rc = err_errno(e, errno, "%s: cannot open to copy tensor '%s'", st_file_path(sf), t->name);
+        break;
       }
-      const uint8_t *data = r == (ssize_t)n ? buf : src; /* short read: the mapping has it */
-      if (check_bf16 ? bf16_any_nonfinite(data, n / 2) : scales_any_overflow(data, n)) {
-        close(sfd);
-        return report_bad(ck, t, t->t, s, s + n, e);
+    }
+    if (checked) {
+      const ssize_t r = pread_full(sfd, buf, (size_t)n, (off_t)in0);
+      if (r != (ssize_t)n) {
+        /* a file that changed since it was opened is that, not a read error */
+        if (st_file_unchanged(sf, e) == 0)
+          err_errno(e, r < 0 ? errno : EIO, "%s: cannot read tensor '%s'", st_file_path(sf), t->name);
+        rc = -1;
+        break;
       }
-      checked = 1;
-    }
-    loff_t in_off = (loff_t)in0, out_off = (loff_t)(t->offset + s);
-    while (sfd >= 0 && left > 0) {
-      ssize_t w = copy_file_range(sfd, &in_off, fd, &out_off, left, 0);
-      if (w <= 0) break;
-      left -= (uint64_t)w;
-    }
-    if (sfd >= 0) close(sfd);
-    /* copy_file_range may be unsupported here (the mapping then serves), but if the source file
-     * shrank the mapping holds nothing either: say that the checkpoint changed */
-    if (left > 0 && st_file_unchanged(sf, e) != 0) return -1;
-    if (left > 0) {
-      if (!checked && ((check_bf16 && bf16_any_nonfinite(src, n / 2)) ||
-                       (check_scales && scales_any_overflow(src, n))))
-        return report_bad(ck, t, t->t, s, s + n, e);
-      if (fs_pwrite_all(fd, src + (n - left), left, t->offset + s + (n - left), path, e) != 0)
-        return -1;
+      if (check_bf16 ? bf16_any_nonfinite(buf, n / 2) : scales_any_overflow(buf, n)) {
+        rc = report_bad(ck, t, t->t, s, s + n, e);
+        break;
+      }
+      rc = fs_pwrite_all(fd, buf, (size_t)n, out0, path, e);
+    } else {
+      uint64_t left = n;
+      loff_t in_off = (loff_t)in0, out_off = (loff_t)out0;
+      while (left > 0) {
+        ssize_t w = copy_file_range(sfd, &in_off, fd, &out_off, left, 0);
+        if (w <= 0) break;
+        left -= (uint64_t)w;
+      }
+      /* copy_file_range may be unsupported here (the mapping then serves), but if the source
+       * file shrank the mapping holds nothing either: say that the checkpoint changed */
+      if (left > 0 && st_file_unchanged(sf, e) != 0) rc = -1;
+      else if (left > 0) rc = fs_pwrite_all(fd, src + (n - left), left, out0 + (n - left), path, e);
     }
     s += n;
     done += n;
-    if (fn) fn(ctx, done);
+    if (rc == 0 && fn) fn(ctx, done);
   }
-  return 0;
+  if (sfd >= 0) close(sfd);
+  return rc;
 }
 
 static void lut_fill(exl_source src, float *out) {

@@ -3,7 +3,7 @@
 # The options are applied at every call (cmake re-configures only what they change), so a -D
 # given after the first configure is not silently ignored.
 set -euo pipefail
-dir=$1; shift
+dir=${1:?usage: scripts/build.sh BUILD_DIR [cmake -D options...]}; shift
 mkdir -p "$dir"
 cmake -S . -B "$dir" "$@" >"$dir/configure.log" 2>&1 || {
   cat "$dir/configure.log" >&2
