@@ -22,6 +22,8 @@ set_tests_properties(export_fault PROPERTIES LABELS "export;mpi;fault" TIMEOUT 3
 set_tests_properties(export_configs PROPERTIES LABELS "export;mpi;golden;slow" TIMEOUT 900
   ENVIRONMENT "GOLDEN=${GOLDEN}")
 
+# export's word-at-a-time NaN/inf and scale checks against the byte loops, every value      (unit)
+gptoss_unit_test(test_byte_check SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_byte_check.c LIBS export)
 # the graph builder alone: a small Loop model through ORT, misuse reported by the writer
 gptoss_unit_test(test_export_graph SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_export_graph.c
                  LIBS export parity LABELS export)
