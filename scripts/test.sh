@@ -4,7 +4,8 @@
 #   2. an ASan + UBSan build and its tests labelled unit, export, parity, mpi and tokenizer (not slow or
 #      slurm: those ran above), with leak detection on: the sanitizer options and the one
 #      suppression file (tests/lsan.supp: ONNX Runtime's CreateEnv block, Open MPI's own
-#      allocations) come from tests/CMakeLists.txt for every test
+#      allocations) come from tests/CMakeLists.txt for every test, which also triples each
+#      test's timeout there (the sanitized build is 3-6x slower)
 #   3. the libFuzzer targets (clang) for a bounded time each
 set -euo pipefail
 cd "$(dirname "$0")/.."
