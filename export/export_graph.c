@@ -263,7 +263,7 @@ int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
   if (!x) return err_set(e, EXIT_RUNTIME, "out of memory (graph context)");
   x->L = L;
   x->c = &L->c;
-  x->target = &export_target_standard;
+  x->target = L->o.target == EXPORT_TARGET_ORT ? &export_target_ort : &export_target_standard;
   if (onnx_graph_init("gpt-oss", &x->root, e) != 0) {
     free(x);
     return -1;

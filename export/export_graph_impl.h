@@ -25,6 +25,8 @@ typedef struct {
 
 /* The standard-ONNX target (opset 23 ops only). */
 extern const gx_target export_target_standard;
+/* The ONNX Runtime target (com.microsoft GroupQueryAttention and QMoE; export_ort_graph.c). */
+extern const gx_target export_target_ort;
 
 struct gctx {
   onnx_graph *root;
@@ -42,6 +44,10 @@ struct gctx {
                                        * last column (the sink's) 0 */
   const char *sink_pads;          /* int64 [8]: Pad of [1, H, 1, 1] to [1, H, 1, T+1] */
   const char *zero_kv;            /* float [B, KV, 1, Dh]: the sink's key/value row */
+  /* ort attention core (export_ort_graph.c) */
+  const char *seqlens_k;          /* int32 [B]: T - 1 (the cache slots, padding included) */
+  const char *total_len;          /* int32 []: T */
+  const char *pad_bias;           /* float [B, 1, S, T]: 0, or -inf at padding keys */
   /* small constants already added (name cache) */
   char consts[256][64];
   int n_consts;
@@ -75,6 +81,19 @@ const char *gx_rmsnorm(gctx *x, const char *scope, const char *xin, const char *
 void gx_expose(gctx *x, const char *scope, const char *leaf, const char *v, const char *shape,
                const char *name, int elem_type, int64_t last);
 
+/* Layer l's router on t = RMSNorm(x) [N, D]: logits [N, E]; with want_topk (or routing exposed)
+ * also the top-k indices *ti [N, K] and their softmax *wts [N, K] (else NULL), and the
+ * routing outputs when exposed. */
+const char *export_moe_router(gctx *x, int layer, const char *t, int want_topk, const char **ti,
+                              const char **wts);
+/* xin + moe, exposed as hidden.{l}.after_mlp when asked. */
+const char *export_moe_residual(gctx *x, int layer, const char *xin, const char *moe);
+/* The decoder's per-call mask inputs: valid = attention_mask as bool [B, T], *negS = -S [1],
+ * *T1 = T [1]; sets x->rope_pos (position_ids, 0 at padding). */
+const char *export_attn_mask_inputs(gctx *x, const char **negS, const char **T1);
+/* RotaryEmbedding (opset 23, halves rotated) of v [B, S, heads*Dh] at x->rope_pos. */
+const char *export_attn_rope(gctx *x, const char *scope, const char *leaf, const char *v,
+                             int heads);
 /* The standard MoE block (export_moe.c). */
 const char *export_moe_block(gctx *x, int layer, const char *xin);
 /* The standard attention core (export_attn.c). */
