@@ -22,6 +22,13 @@ int export_ort_check(const gpt_config *c, const export_opts *o, err *e) {
   if (c->hidden % 32 != 0 || c->intermediate % 32 != 0)
     return err_set(e, EXIT_USAGE, "--target ort: QMoE's 32-value blocks need hidden_size (%d) "
                    "and intermediate_size (%d) to be multiples of 32", c->hidden, c->intermediate);
+  /* ORT 1.30 takes fc1 scales with one block per row (hidden_size 32) for per-row quantization
+   * and then wants one fc2 scale per row too, which intermediate_size > 32 does not have */
+  if (c->hidden == 32 && c->intermediate != 32)
+    return err_set(e, EXIT_USAGE, "--target ort: ONNX Runtime's QMoE cannot hold hidden_size 32 "
+                   "with intermediate_size %d (one block scale per mlp1 row is read as per-row "
+                   "quantization, which mlp2's %d blocks per row contradict); use the standard "
+                   "target", c->intermediate, c->intermediate / 32);
   return 0;
 }
 
