@@ -18,6 +18,10 @@ int export_ort_check(const gpt_config *c, const export_opts *o, err *e) {
   if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads != 0)
     return err_set(e, EXIT_USAGE, "--target ort: GroupQueryAttention needs the query heads (%d) "
                    "to be a multiple of the key/value heads (%d)", c->n_heads, c->n_kv_heads);
+  /* its CPU kernel's vector loops */
+  if (c->head_dim % 8 != 0)
+    return err_set(e, EXIT_USAGE, "--target ort: ONNX Runtime's GroupQueryAttention needs "
+                   "head_dim to be a multiple of 8 (it is %d); use the standard target", c->head_dim);
   /* QMoE block_size 32 runs over the input dimension of each expert matrix */
   if (c->hidden % 32 != 0 || c->intermediate % 32 != 0)
     return err_set(e, EXIT_USAGE, "--target ort: QMoE's 32-value blocks need hidden_size (%d) "

@@ -9,8 +9,9 @@ prompt ids (tests/tjs_generate.mjs). Its ids must equal `gptoss-mpi run` on the 
      prompts longer than the window so that decode steps cross it;
   3. a left-padded batch of two prompts of different lengths: row by row what each generates
      alone (and what `run` generates).
-With TARGET ort every export is `--target ort` (issue 13); a shape its QMoE cannot hold (hidden
-32 with intermediate above 32) must be refused with exit 2 and is skipped.
+With TARGET ort every export is `--target ort` (issue 13); a shape its contrib kernels cannot hold
+(head_dim not a multiple of 8; hidden 32 with intermediate above 32) must be refused with exit 2
+and is skipped.
 Usage: client_test.py GPTOSS_BIN TJS_DIR WORK_DIR [TARGET]"""
 import json
 import os
@@ -68,8 +69,11 @@ def case(tag, ck, prompts, export_ranks=2):
     cfg_path = [p for p in (os.path.join(ck, "config.json"), os.path.join(ck, "original", "config.json"))
                 if os.path.isfile(p)][0]
     cfg = json.load(open(cfg_path))
-    if TARGET == "ort" and cfg.get("hidden_size") == 32 and cfg.get("intermediate_size") != 32:
-        check(r.returncode == 2 and "QMoE cannot hold" in r.stderr, f"{tag}: ort export: exit {r.returncode}")
+    refused = cfg.get("head_dim", 64) % 8 != 0 or \
+        (cfg.get("hidden_size") == 32 and cfg.get("intermediate_size") != 32)
+    if TARGET == "ort" and refused:
+        check(r.returncode == 2 and "--target ort: ONNX Runtime's" in r.stderr,
+              f"{tag}: ort export: exit {r.returncode}")
         print(f"  {tag}: refused by the ort target as it must be: {r.stderr.strip()[:100]}", flush=True)
         return
     if not check(r.returncode == 0, f"{tag}: export: {r.stderr.strip()}"):

@@ -20,7 +20,9 @@ usage: export_ort_test.py GPTOSS_BIN ORT_CHECK WORKDIR
   4. parity --onnx on the ort export passes (100 % expert sets, a prefill and 12 decode
      steps); one expert's int8 codes (layer 1) or block scales (layer 2) altered in the data file
      fail with exit 3 and the report points at that layer;
-  5. refusals: --weights fp32 and --layers with --target ort, an unknown target (exit 2).
+  5. refusals (exit 2, nothing written): --weights fp32 and --layers with --target ort, an unknown
+     target; in 3, shapes the contrib kernels cannot hold (head_dim 4; hidden 32 with
+     intermediate 64).
 """
 import json
 import os
@@ -203,17 +205,20 @@ ORT_CASES = [c for c in EXPORT_CASES if not c[0].startswith("e5k2")] + [
     ("e5k2-h6kv3-d8-h64-nowin-noyarn", config(num_experts=5, experts_per_token=2, num_attention_heads=6,
      num_key_value_heads=3, head_dim=8, hidden_size=64, intermediate_size=64, vocab_size=1001,
      sliding_window=0, rope_scaling_factor=1.0, swiglu_limit=3.0, num_hidden_layers=3))]
-REFUSED = [c for c in EXPORT_CASES if c[0].startswith("e5k2")]
+REFUSED = [(c[0], c[1], "QMoE cannot hold hidden_size 32") for c in EXPORT_CASES if c[0].startswith("e5k2")] + [
+    ("h4kv2-d4", config(num_attention_heads=4, num_key_value_heads=2, head_dim=4, hidden_size=64,
+     intermediate_size=64, num_hidden_layers=1, rope_theta=500000, rope_scaling_factor=4.0,
+     rope_ntk_alpha=2, rope_ntk_beta=16, initial_context_length=256), "head_dim to be a multiple of 8")]
 
 
 def test_configs():
     ids = ",".join(str((i * 37 + 11) % 300) for i in range(20))
-    for name, how in REFUSED:
+    for name, how, msg in REFUSED:
         ck = os.path.join(WORK, "ck-" + name)
         write_checkpoint(ck, how, 7)
         out = os.path.join(WORK, f"ex-{name}")
         r = mpirun(1, "export", ck, "--output", out, "--target", "ort")
-        check(r.returncode == 2 and "QMoE cannot hold hidden_size 32" in r.stderr and not os.path.exists(out),
+        check(r.returncode == 2 and msg in r.stderr and not os.path.exists(out),
               f"{name}: exit {r.returncode}: {r.stderr.strip()}")
         print(f"  {name}: refused: {r.stderr.strip()[:150]}", flush=True)
     for name, how in ORT_CASES:
