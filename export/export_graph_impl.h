@@ -19,8 +19,12 @@ typedef struct {
    * decoder (not a sub-model) it also produces the graph outputs present.{l}.key/value
    * [B, KV, T, Dh] from the graph inputs past_key_values.{l}.key/value [B, KV, P, Dh]. */
   const char *(*attn_core)(gctx *x, int layer, const char *q, const char *k, const char *v);
-  /* Layer l's MoE block: x [B*S, D] -> x + MoE(RMSNorm(x)); exposes routing if asked. */
-  const char *(*moe)(gctx *x, int layer, const char *xin);
+  /* Layer l's MoE: t = RMSNorm(x) [B*S, D] -> MoE(t) [B*S, D]; exposes routing if asked. */
+  const char *(*moe)(gctx *x, int layer, const char *t);
+  /* RMSNorm(base + delta) scaled by the layout tensor `scale`, in node scope `scope`; *sum =
+   * base + delta (an Add in add_scope, or fused), or base when delta is NULL. */
+  const char *(*add_norm)(gctx *x, const char *scope, const char *base, const char *delta,
+                          const char *add_scope, const char *scale, const char **sum);
 } gx_target;
 
 /* The standard-ONNX target (opset 23 ops only). */
@@ -86,8 +90,6 @@ void gx_expose(gctx *x, const char *scope, const char *leaf, const char *v, cons
  * routing outputs when exposed. */
 const char *export_moe_router(gctx *x, int layer, const char *t, int want_topk, const char **ti,
                               const char **wts);
-/* xin + moe, exposed as hidden.{l}.after_mlp when asked. */
-const char *export_moe_residual(gctx *x, int layer, const char *xin, const char *moe);
 /* The decoder's per-call mask inputs: valid = attention_mask as bool [B, T], *negS = -S [1],
  * *T1 = T [1]; sets x->rope_pos (position_ids, 0 at padding). */
 const char *export_attn_mask_inputs(gctx *x, const char **negS, const char **T1);
@@ -95,7 +97,10 @@ const char *export_attn_mask_inputs(gctx *x, const char **negS, const char **T1)
 const char *export_attn_rope(gctx *x, const char *scope, const char *leaf, const char *v,
                              int heads);
 /* The standard MoE block (export_moe.c). */
-const char *export_moe_block(gctx *x, int layer, const char *xin);
+const char *export_moe_block(gctx *x, int layer, const char *t);
+/* The standard residual + norm: Add in add_scope ("<add_scope>/residual"), RMSNormalization. */
+const char *export_add_norm(gctx *x, const char *scope, const char *base, const char *delta,
+                            const char *add_scope, const char *scale, const char **sum);
 /* The standard attention core (export_attn.c). */
 const char *export_attn_core(gctx *x, int layer, const char *q, const char *k, const char *v);
 

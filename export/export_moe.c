@@ -93,28 +93,15 @@ const char *export_moe_router(gctx *x, int l, const char *t, int want_topk, cons
   return logits;
 }
 
-const char *export_moe_residual(gctx *x, int l, const char *xin, const char *moe) {
-  char scope[64];
-  snprintf(scope, sizeof scope, "/block.%d/mlp", l);
-  const char *xo = gx_op(x, x->root, scope, "Add", "residual", IN(xin, moe), NULL);
-  if (x->L->o.expose_hidden)
-    gx_expose(x, scope, "expose_after_mlp", xo, x->shape_d,
-              onnx_graph_strf(x->root, "hidden.%d.after_mlp", l), ONNX_FLOAT, x->c->hidden);
-  return xo;
-}
-
-const char *export_moe_block(gctx *x, int l, const char *xin) {
+const char *export_moe_block(gctx *x, int l, const char *t) {
   const gpt_config *c = x->c;
   onnx_graph *g = x->root;
   onnx_node *n;
-  char scope[64], sub[96], w[96], b[96];
+  char scope[64], sub[96], b[96];
   snprintf(scope, sizeof scope, "/block.%d/mlp", l);
   const int64_t D = c->hidden, I = c->intermediate, K = c->top_k;
 
-  /* t = RMSNorm(x) [N, D]; router logits [N, E]; top-k and their softmax [N, K] */
-  snprintf(sub, sizeof sub, "%s/norm", scope);
-  snprintf(w, sizeof w, "block.%d.mlp.norm.scale", l);
-  const char *t = gx_rmsnorm(x, sub, xin, w);
+  /* router logits [N, E]; top-k and their softmax [N, K] */
   const char *ti, *wts;
   export_moe_router(x, l, t, 1, &ti, &wts);
   snprintf(sub, sizeof sub, "%s/topk", scope);
@@ -210,5 +197,5 @@ const char *export_moe_block(gctx *x, int l, const char *xin) {
 
   const char *moe = gx_op(x, g, sub, "Loop", NULL, IN(trip, gx_bool_scalar(x, 1), acc0), &n);
   onnx_node_attr_graph(n, "body", body);
-  return export_moe_residual(x, l, xin, moe);
+  return moe;
 }

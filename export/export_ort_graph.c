@@ -17,7 +17,10 @@
  * block_size 32, interleaved SwiGLU (swiglu_fusion 1: even rows gate, odd rows linear),
  * activation_alpha 1.702, activation_beta 1, swiglu_limit; router_probs = the raw router logits
  * (the kernel takes the top k and, normalize_routing_weights 1, the softmax over those k: the
- * reference's routing). TopK and Softmax are built only to expose routing. */
+ * reference's routing). TopK and Softmax are built only to expose routing.
+ *
+ * Norms: the residual Add and the next RMSNorm are one SkipSimplifiedLayerNormalization (every
+ * norm but the first layer's). */
 #include <math.h>
 #include <stdio.h>
 
@@ -79,13 +82,10 @@ static const char *ort_attn_core(gctx *x, int l, const char *q, const char *k, c
   return gx_op(x, g, sub, "Reshape", NULL, IN(out[0], gx_i64(x, 2, flat)), NULL);
 }
 
-static const char *ort_moe(gctx *x, int l, const char *xin) {
+static const char *ort_moe(gctx *x, int l, const char *t) {
   const gpt_config *c = x->c;
   onnx_graph *g = x->root;
-  char sub[96], w[96];
-  snprintf(sub, sizeof sub, "/block.%d/mlp/norm", l);
-  snprintf(w, sizeof w, "block.%d.mlp.norm.scale", l);
-  const char *t = gx_rmsnorm(x, sub, xin, w);
+  char sub[96];
   const char *ti, *wts;
   const char *logits = export_moe_router(x, l, t, 0, &ti, &wts);
 
@@ -110,7 +110,26 @@ static const char *ort_moe(gctx *x, int l, const char *xin) {
   onnx_node_attr_float(n, "activation_beta", 1.0f);
   onnx_node_attr_float(n, "swiglu_limit", (float)c->swiglu_limit);
   onnx_node_attr_int(n, "normalize_routing_weights", 1);
-  return export_moe_residual(x, l, xin, moe);
+  return moe;
 }
 
-const gx_target export_target_ort = {"ort", ort_attn_core, ort_moe};
+/* RMSNorm(base + delta) with the residual Add fused: SkipSimplifiedLayerNormalization(delta,
+ * base, scale) -> output 0 the norm, output 3 the sum (the first layer's norm has no Add). */
+static const char *ort_add_norm(gctx *x, const char *scope, const char *base, const char *delta,
+                                const char *add_scope, const char *scale, const char **sum) {
+  if (!delta) return export_add_norm(x, scope, base, delta, add_scope, scale, sum);
+  onnx_graph *g = x->root;
+  const char *gamma = gx_weight_f32(x, g, scope, scale);
+  const char *in[3] = {delta, base, gamma};
+  const char *out[4] = {onnx_graph_strf(g, "%s/SkipSimplifiedLayerNormalization_output_0", scope), "", "",
+                        onnx_graph_strf(g, "%s/residual_sum", scope)};
+  const char *name = onnx_graph_strf(g, "%s/SkipSimplifiedLayerNormalization", scope);
+  onnx_node *n = name && out[0] && out[3] && gamma
+                     ? onnx_graph_add_node(g, "SkipSimplifiedLayerNormalization", name, 3, in, 4, out) : NULL;
+  onnx_node_set_domain(n, MS_DOMAIN, 1);
+  onnx_node_attr_float(n, "epsilon", 1e-5f);
+  *sum = n ? out[3] : NULL;
+  return n ? out[0] : NULL;
+}
+
+const gx_target export_target_ort = {"ort", ort_attn_core, ort_moe, ort_add_norm};

@@ -140,7 +140,10 @@ def test_structure():
     for n in range(L):
         nodes = [nd for nd in g.node if nd.name.startswith(f"/block.{n}/")]
         types = [nd.op_type for nd in nodes]
+        # the residual Add and the next norm fused, except the first layer's attention norm
         for op, c in (("GroupQueryAttention", 1), ("QMoE", 1), ("RotaryEmbedding", 2),
+                      ("SkipSimplifiedLayerNormalization", 1 if n == 0 else 2),
+                      ("RMSNormalization", 1 if n == 0 else 0), ("Add", 0),
                       ("Attention", 0), ("Loop", 0), ("Unique", 0), ("TopK", 1)):
             check(types.count(op) == c, f"layer {n}: {types.count(op)} x {op}, expected {c}")
         for nd in nodes:
@@ -163,6 +166,9 @@ def test_structure():
                 check(list(nd.input[2:4]) == [f"block.{n}.mlp.mlp1_weight.codes", f"block.{n}.mlp.mlp1_weight.code_scales"]
                       and list(nd.input[5:7]) == [f"block.{n}.mlp.mlp2_weight.codes", f"block.{n}.mlp.mlp2_weight.code_scales"],
                       f"layer {n}: QMoE inputs {list(nd.input)}")
+    head = [nd for nd in g.node if nd.name.startswith("/norm/")]
+    check([nd.op_type for nd in head if nd.op_type != "Cast"] == ["SkipSimplifiedLayerNormalization"] and
+          head[-1].domain == "com.microsoft", f"final norm {[nd.op_type for nd in head]}")
     names = [t.name for t in g.initializer]
     check(not [x for x in names if x.endswith(".blocks") or x.endswith(".scales") or x.startswith("mxfp4.")],
           "no MXFP4 blocks/scales or LUTs in the ort graph")
