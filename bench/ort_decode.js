@@ -5,12 +5,15 @@
 //   node ort_decode.js ORT_NODE_DIR MODEL.onnx IDS_FILE THREADS cache P STEPS
 //       a prefill of the first P ids with an empty cache, then STEPS greedy decode steps of one
 //       token each (the argmax of the last logits), feeding present.* back as past_key_values.*;
-//       prints the STEPS + 1 generated ids too (to compare with `gptoss-mpi run`)
+//       prints the STEPS + 1 generated ids too (to compare with `gptoss-mpi run`); with a last
+//       argument `warm`, a first prefill of the same P ids is timed on its own (first_prefill*:
+//       what the session's first call costs: ORT prepacks weights and grows its arena there)
+//       before the measured one
 //   node ort_decode.js ORT_NODE_DIR MODEL.onnx IDS_FILE THREADS reprefill P N
 //       the old way: for k = 1..N a full prefill of the first P + k ids with an empty cache
 //       (what a model without a cache needs for every new token)
 const fs = require('fs');
-const [ortDir, model, idsFile, threads, mode, P0, N0] = process.argv.slice(2);
+const [ortDir, model, idsFile, threads, mode, P0, N0, warm] = process.argv.slice(2);
 const ort = require(require('path').resolve(ortDir));
 const P = Number(P0), N = Number(N0);
 
@@ -60,6 +63,12 @@ const cpu = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1
   const times = [];
   let line = `create_s ${create.toFixed(2)}`, tail = '';
   if (mode === 'cache') {
+    if (warm === 'warm') {
+      t = now();
+      const u0 = cpu();
+      await call(s, ids.slice(0, P), 0, P, emptyPast(s));
+      line += ` first_prefill${P}_s ${(now() - t).toFixed(2)} (cpu ${(cpu() - u0).toFixed(1)})`;
+    }
     t = now();
     let u = cpu();
     const seq = ids.slice(0, P), gen = [], cpus = [];

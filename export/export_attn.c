@@ -34,6 +34,33 @@ static const char *mask_body(gctx *x, const char *leaf, const char *vis) {
   return gx_op(x, g, "/mask", "Pad", l2, IN(f4, gx_i64(x, 8, pads)), NULL);
 }
 
+const char *export_attn_mask_inputs(gctx *x, const char **negS, const char **T1) {
+  onnx_graph *g = x->root;
+  const int64_t o = 1, two = 2, big = INT64_MAX;
+  const char *m = "attention_mask";
+  const char *valid = gx_op_i(x, g, "/mask", "Cast", "valid", "to", ONNX_BOOL, IN(m)); /* [B, T] */
+  *negS = gx_op(x, g, "/mask", "Neg", "minus_S", IN(x->S1), NULL);
+  /* RoPE positions from position_ids; a padding token's (any value a client sends there)
+   * becomes 0 so that it can never be out of the caches' range */
+  const char *cur = gx_op(x, g, "/positions", "Slice", "valid_new",
+                          IN(valid, *negS, gx_i64(x, 1, &big), gx_i64(x, 1, &o)), NULL);
+  x->rope_pos = gx_op(x, g, "/positions", "Where", NULL,
+                      IN(cur, "position_ids", gx_i64_scalar(x, 0)), NULL);
+  const char *msh = gx_op(x, g, "/mask", "Shape", "mask_shape", IN(m), NULL);
+  *T1 = gx_op(x, g, "/mask", "Slice", "total", IN(msh, gx_i64(x, 1, &o), gx_i64(x, 1, &two)), NULL);
+  return valid;
+}
+
+const char *export_attn_rope(gctx *x, const char *scope, const char *leaf, const char *v,
+                             int heads) {
+  onnx_node *n;
+  const char *out = gx_op(x, x->root, scope, "RotaryEmbedding", leaf,
+                          IN(v, "rope.cos_cache", "rope.sin_cache", x->rope_pos), &n);
+  onnx_node_attr_int(n, "num_heads", heads);
+  onnx_node_attr_int(n, "interleaved", 0);
+  return out;
+}
+
 /* The values every layer shares: RoPE positions, the two mask bodies, the sink pads and the
  * zero key/value row. */
 static void attn_shared(gctx *x) {
@@ -51,22 +78,14 @@ static void attn_shared(gctx *x) {
     x->rope_pos = gx_op(x, g, "/positions", "Expand", NULL, IN(kpos, bs), NULL);
     T1 = x->S1;
   } else {
+    const char *negS;
+    valid = export_attn_mask_inputs(x, &negS, &T1);
     /* a row's own positions: its real tokens counted from 0 */
     const char *m = "attention_mask";
-    valid = gx_op_i(x, g, "/mask", "Cast", "valid", "to", ONNX_BOOL, IN(m));      /* [B, T] */
     const char *cs = gx_op(x, g, "/mask", "CumSum", NULL, IN(m, gx_i64_scalar(x, 1)), NULL);
     kpos = gx_op(x, g, "/mask", "Sub", "key_positions", IN(cs, gx_i64_scalar(x, 1)), NULL);
-    const char *negS = gx_op(x, g, "/mask", "Neg", "minus_S", IN(x->S1), NULL);
     qpos = gx_op(x, g, "/mask", "Slice", "query_positions",
                  IN(kpos, negS, gx_i64(x, 1, &big), gx_i64(x, 1, &o)), NULL);         /* [B, S] */
-    /* RoPE positions from position_ids; a padding token's (any value a client sends there)
-     * becomes 0 so that it can never be out of the caches' range */
-    const char *cur = gx_op(x, g, "/positions", "Slice", "valid_new",
-                            IN(valid, negS, gx_i64(x, 1, &big), gx_i64(x, 1, &o)), NULL);
-    x->rope_pos = gx_op(x, g, "/positions", "Where", NULL,
-                        IN(cur, "position_ids", gx_i64_scalar(x, 0)), NULL);
-    const char *msh = gx_op(x, g, "/mask", "Shape", "mask_shape", IN(m), NULL);
-    T1 = gx_op(x, g, "/mask", "Slice", "total", IN(msh, gx_i64(x, 1, &o), gx_i64(x, 1, &two)), NULL);
   }
   /* d = qpos_i - kpos_j [B|1, S, T] */
   const char *qi = gx_op(x, g, "/mask", "Unsqueeze", "query", IN(qpos, gx_i64(x, 1, &two)), NULL);
@@ -121,14 +140,8 @@ const char *export_attn_core(gctx *x, int l, const char *q, const char *k, const
   snprintf(scope, sizeof scope, "/block.%d/attn", l);
 
   snprintf(sub, sizeof sub, "%s/rope", scope);
-  const char *qr = gx_op(x, g, sub, "RotaryEmbedding", "RotaryEmbedding_q",
-                         IN(q, "rope.cos_cache", "rope.sin_cache", x->rope_pos), &n);
-  onnx_node_attr_int(n, "num_heads", c->n_heads);
-  onnx_node_attr_int(n, "interleaved", 0);
-  const char *kr = gx_op(x, g, sub, "RotaryEmbedding", "RotaryEmbedding_k",
-                         IN(k, "rope.cos_cache", "rope.sin_cache", x->rope_pos), &n);
-  onnx_node_attr_int(n, "num_heads", c->n_kv_heads);
-  onnx_node_attr_int(n, "interleaved", 0);
+  const char *qr = export_attn_rope(x, sub, "RotaryEmbedding_q", q, c->n_heads);
+  const char *kr = export_attn_rope(x, sub, "RotaryEmbedding_k", k, c->n_kv_heads);
 
   /* the cache: present = past ++ new keys/values (after RoPE), [B, KV, T, Dh] */
   snprintf(sub, sizeof sub, "%s/cache", scope);

@@ -132,9 +132,17 @@ static const char *linear(gctx *x, const char *scope, const char *xin, const cha
   return out;
 }
 
-/* x [B*S, D] -> x + out(attention(qkv(RMSNorm(x)))); the part between the projections is the
- * target's attention core. */
-static const char *attn_block(gctx *x, int l, const char *xin) {
+const char *export_add_norm(gctx *x, const char *scope, const char *base, const char *delta,
+                            const char *add_scope, const char *scale, const char **sum) {
+  *sum = delta ? gx_op(x, x->root, add_scope, "Add", "residual", IN(base, delta), NULL) : base;
+  return gx_rmsnorm(x, scope, *sum, scale);
+}
+
+/* The residual stream entering layer l is *h + delta (delta from the scope dscope, or NULL):
+ * the attention block's output projection out(attention(qkv(RMSNorm(*h + delta)))) [B*S, D];
+ * *h becomes the sum. The norm and the residual Add are the target's (fused by the ort target). */
+static const char *attn_block(gctx *x, int l, const char **h, const char *delta,
+                              const char *dscope) {
   const gpt_config *c = x->c;
   onnx_graph *g = x->root;
   onnx_node *n;
@@ -143,7 +151,7 @@ static const char *attn_block(gctx *x, int l, const char *xin) {
 
   snprintf(sub, sizeof sub, "%s/norm", scope);
   snprintf(w, sizeof w, "block.%d.attn.norm.scale", l);
-  const char *xn = gx_rmsnorm(x, sub, xin, w);
+  const char *xn = x->target->add_norm(x, sub, *h, delta, dscope, w, h);
 
   snprintf(sub, sizeof sub, "%s/qkv", scope);
   snprintf(w, sizeof w, "block.%d.attn.qkv.weight", l);
@@ -167,12 +175,30 @@ static const char *attn_block(gctx *x, int l, const char *xin) {
   snprintf(sub, sizeof sub, "%s/out", scope);
   snprintf(w, sizeof w, "block.%d.attn.out.weight", l);
   snprintf(b, sizeof b, "block.%d.attn.out.bias", l);
-  const char *o2 = linear(x, sub, a2, w, b);
-  const char *xo = gx_op(x, g, scope, "Add", "residual", IN(xin, o2), NULL);
+  return linear(x, sub, a2, w, b);
+}
+
+/* The MoE block on *h + delta (delta from layer l's attention): MoE(RMSNorm(*h + delta));
+ * *h becomes the sum, hidden.{l}.after_attn. */
+static const char *moe_block(gctx *x, int l, const char **h, const char *delta) {
+  char scope[64], sub[96], w[96];
+  snprintf(scope, sizeof scope, "/block.%d/attn", l);
+  snprintf(sub, sizeof sub, "/block.%d/mlp/norm", l);
+  snprintf(w, sizeof w, "block.%d.mlp.norm.scale", l);
+  const char *t = x->target->add_norm(x, sub, *h, delta, scope, w, h);
   if (x->L->o.expose_hidden)
-    gx_expose(x, scope, "expose_after_attn", xo, x->shape_d,
-              onnx_graph_strf(g, "hidden.%d.after_attn", l), ONNX_FLOAT, c->hidden);
-  return xo;
+    gx_expose(x, scope, "expose_after_attn", *h, x->shape_d,
+              onnx_graph_strf(x->root, "hidden.%d.after_attn", l), ONNX_FLOAT, x->c->hidden);
+  return x->target->moe(x, l, t);
+}
+
+/* hidden.{l}.after_mlp, once the sum exists */
+static void expose_after_mlp(gctx *x, int l, const char *h) {
+  if (!x->L->o.expose_hidden) return;
+  char scope[64];
+  snprintf(scope, sizeof scope, "/block.%d/mlp", l);
+  gx_expose(x, scope, "expose_after_mlp", h, x->shape_d,
+            onnx_graph_strf(x->root, "hidden.%d.after_mlp", l), ONNX_FLOAT, x->c->hidden);
 }
 
 /* ------------------------------------------------------------------ the head */
@@ -215,7 +241,8 @@ static const char *unembedding(gctx *x, const char *hn) {
 
 /* ------------------------------------------------------------------ the model */
 
-const gx_target export_target_standard = {"standard", export_attn_core, export_moe_block};
+const gx_target export_target_standard = {"standard", export_attn_core, export_moe_block,
+                                          export_add_norm};
 
 static void add_initializers(gctx *x) {
   const export_layout *L = x->L;
@@ -263,7 +290,7 @@ int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
   if (!x) return err_set(e, EXIT_RUNTIME, "out of memory (graph context)");
   x->L = L;
   x->c = &L->c;
-  x->target = &export_target_standard;
+  x->target = L->o.target == EXPORT_TARGET_ORT ? &export_target_ort : &export_target_standard;
   if (onnx_graph_init("gpt-oss", &x->root, e) != 0) {
     free(x);
     return -1;
@@ -286,18 +313,27 @@ int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
     h = gx_op_i(x, g, "/embedding", "Cast", NULL, "to", ONNX_FLOAT, IN(rows));
   }
 
+  /* the residual stream is h + delta, delta added (or fused) by the next norm */
+  const char *delta = NULL;
+  char dscope[64] = "";
   for (int l = L->o.layer0; l < L->o.n_layers; l++) {
-    h = attn_block(x, l, h);
-    h = x->target->moe(x, l, h);
+    delta = attn_block(x, l, &h, delta, dscope);
+    if (l > L->o.layer0) expose_after_mlp(x, l - 1, h);
+    delta = moe_block(x, l, &h, delta);
+    snprintf(dscope, sizeof dscope, "/block.%d/mlp", l);
   }
-
-  if (L->o.sub_model)
-    gx_op_named(x, g, "/hidden_out", "Reshape", NULL, "hidden_out", IN(h, x->shape_d), NULL);
+  const int last = L->o.n_layers - 1;
   if (export_layout_has_head(L)) {
-    const char *hn = gx_rmsnorm(x, "/norm", h, "norm.scale");
+    const char *hn = x->target->add_norm(x, "/norm", h, delta, dscope, "norm.scale", &h);
+    expose_after_mlp(x, last, h);
     const char *lg = unembedding(x, hn);
     gx_op_named(x, g, "/unembedding", "Reshape", NULL, "logits", IN(lg, x->shape_v), NULL);
+  } else {
+    h = gx_op(x, g, dscope, "Add", "residual", IN(h, delta), NULL);
+    expose_after_mlp(x, last, h);
   }
+  if (L->o.sub_model)
+    gx_op_named(x, g, "/hidden_out", "Reshape", NULL, "hidden_out", IN(h, x->shape_d), NULL);
   free(x);
   /* a broken graph is reported when it is written; check here to fail early */
   if (onnx_graph_n_nodes(g) == 0) {

@@ -19,12 +19,18 @@ typedef struct {
    * decoder (not a sub-model) it also produces the graph outputs present.{l}.key/value
    * [B, KV, T, Dh] from the graph inputs past_key_values.{l}.key/value [B, KV, P, Dh]. */
   const char *(*attn_core)(gctx *x, int layer, const char *q, const char *k, const char *v);
-  /* Layer l's MoE block: x [B*S, D] -> x + MoE(RMSNorm(x)); exposes routing if asked. */
-  const char *(*moe)(gctx *x, int layer, const char *xin);
+  /* Layer l's MoE: t = RMSNorm(x) [B*S, D] -> MoE(t) [B*S, D]; exposes routing if asked. */
+  const char *(*moe)(gctx *x, int layer, const char *t);
+  /* RMSNorm(base + delta) scaled by the layout tensor `scale`, in node scope `scope`; *sum =
+   * base + delta (an Add in add_scope, or fused), or base when delta is NULL. */
+  const char *(*add_norm)(gctx *x, const char *scope, const char *base, const char *delta,
+                          const char *add_scope, const char *scale, const char **sum);
 } gx_target;
 
 /* The standard-ONNX target (opset 23 ops only). */
 extern const gx_target export_target_standard;
+/* The ONNX Runtime target (com.microsoft GroupQueryAttention and QMoE; export_ort_graph.c). */
+extern const gx_target export_target_ort;
 
 struct gctx {
   onnx_graph *root;
@@ -42,6 +48,10 @@ struct gctx {
                                        * last column (the sink's) 0 */
   const char *sink_pads;          /* int64 [8]: Pad of [1, H, 1, 1] to [1, H, 1, T+1] */
   const char *zero_kv;            /* float [B, KV, 1, Dh]: the sink's key/value row */
+  /* ort attention core (export_ort_graph.c) */
+  const char *seqlens_k;          /* int32 [B]: T - 1 (the cache slots, padding included) */
+  const char *total_len;          /* int32 []: T */
+  const char *pad_bias;           /* float [B, 1, S, T]: 0, or -inf at padding keys */
   /* small constants already added (name cache) */
   char consts[256][64];
   int n_consts;
@@ -75,8 +85,22 @@ const char *gx_rmsnorm(gctx *x, const char *scope, const char *xin, const char *
 void gx_expose(gctx *x, const char *scope, const char *leaf, const char *v, const char *shape,
                const char *name, int elem_type, int64_t last);
 
+/* Layer l's router on t = RMSNorm(x) [N, D]: logits [N, E]; with want_topk (or routing exposed)
+ * also the top-k indices *ti [N, K] and their softmax *wts [N, K] (else NULL), and the
+ * routing outputs when exposed. */
+const char *export_moe_router(gctx *x, int layer, const char *t, int want_topk, const char **ti,
+                              const char **wts);
+/* The decoder's per-call mask inputs: valid = attention_mask as bool [B, T], *negS = -S [1],
+ * *T1 = T [1]; sets x->rope_pos (position_ids, 0 at padding). */
+const char *export_attn_mask_inputs(gctx *x, const char **negS, const char **T1);
+/* RotaryEmbedding (opset 23, halves rotated) of v [B, S, heads*Dh] at x->rope_pos. */
+const char *export_attn_rope(gctx *x, const char *scope, const char *leaf, const char *v,
+                             int heads);
 /* The standard MoE block (export_moe.c). */
-const char *export_moe_block(gctx *x, int layer, const char *xin);
+const char *export_moe_block(gctx *x, int layer, const char *t);
+/* The standard residual + norm: Add in add_scope ("<add_scope>/residual"), RMSNormalization. */
+const char *export_add_norm(gctx *x, const char *scope, const char *base, const char *delta,
+                            const char *add_scope, const char *scale, const char **sum);
 /* The standard attention core (export_attn.c). */
 const char *export_attn_core(gctx *x, int layer, const char *q, const char *k, const char *v);
 

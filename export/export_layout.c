@@ -2,6 +2,7 @@
 #include "guard.h"
 #include "export_layout.h"
 #include "byte_check.h"
+#include "export_ort.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,24 +73,27 @@ static int add_ckpt(export_layout *L, size_t *cap, const ckpt *ck, int layer, ck
   return 0;
 }
 
-/* An expert weight decoded to fp32 [E, R, C] at export time (--weights fp32). */
-static int add_mx4_f32(export_layout *L, size_t *cap, const ckpt *ck, int layer,
-                       ckpt_role blocks, ckpt_role scales, const char *name, err *e) {
+/* An expert weight made from its MXFP4 blocks and scales at export time: fp32 [E, R, C]
+ * (--weights fp32), or for the ort target its int8 codes [E, R, C] or their fp32 block scales
+ * [E, R, C/32] (export_ort.h). */
+static int add_mx4_derived(export_layout *L, size_t *cap, const ckpt *ck, int layer,
+                           ckpt_role blocks, ckpt_role scales, const char *name, exl_source src,
+                           err *e) {
   const ckpt_tensor *b = ckpt_tensor_find(ck, layer, blocks);
   exl_tensor *t = push(L, cap, e);
   if (!t) return -1;
   snprintf(t->name, sizeof t->name, "block.%d.mlp.%s", layer, name);
-  t->src = EXL_MX4_F32;
+  t->src = src;
   t->layer = layer;
-  t->role = (int)blocks;
+  t->role = (int)(src == EXL_MX4_Q8_SCALES ? scales : blocks);
   t->t = b;
   t->scales = ckpt_tensor_find(ck, layer, scales);
-  t->dtype = ONNX_FLOAT;
+  t->dtype = src == EXL_MX4_Q8 ? ONNX_UINT8 : ONNX_FLOAT;
   t->n_dims = 3;
   t->dims[0] = b->shape[0];
   t->dims[1] = b->shape[1];
-  t->dims[2] = b->shape[2] * 32;
-  t->n_bytes = (uint64_t)dims_elems(t) * 4;
+  t->dims[2] = src == EXL_MX4_Q8_SCALES ? b->shape[2] : b->shape[2] * 32;
+  t->n_bytes = (uint64_t)dims_elems(t) * (src == EXL_MX4_Q8 ? 1 : 4);
   t->expert_major = 1;
   return 0;
 }
@@ -169,17 +173,27 @@ int export_layout_make(const ckpt *ck, const export_opts *o, const plan *p, expo
     rc |= add_ckpt(L, &cap, ck, -1, CK_NORM, o->dense, e);
     rc |= add_ckpt(L, &cap, ck, -1, CK_UNEMBEDDING, o->dense, e);
   }
+  const int ort = o->target == EXPORT_TARGET_ORT;
+  if (ort && export_ort_check(&L->c, o, e) != 0) return -1;
   for (int l = o->layer0; l < o->n_layers && rc == 0; l++)
     for (int r = CK_FIRST_LAYER_ROLE; r < CK_N_ROLES && rc == 0; r++) {
-      if (o->experts_fp32 && (r == CK_MLP1_SCALES || r == CK_MLP2_SCALES)) continue;
-      if (o->experts_fp32 && r == CK_MLP1_BLOCKS)
-        rc = add_mx4_f32(L, &cap, ck, l, CK_MLP1_BLOCKS, CK_MLP1_SCALES, "mlp1_weight", e);
-      else if (o->experts_fp32 && r == CK_MLP2_BLOCKS)
-        rc = add_mx4_f32(L, &cap, ck, l, CK_MLP2_BLOCKS, CK_MLP2_SCALES, "mlp2_weight", e);
-      else
+      const int mlp1 = r == CK_MLP1_BLOCKS || r == CK_MLP1_SCALES;
+      const ckpt_role blocks = mlp1 ? CK_MLP1_BLOCKS : CK_MLP2_BLOCKS;
+      const ckpt_role scales = mlp1 ? CK_MLP1_SCALES : CK_MLP2_SCALES;
+      if (r != CK_MLP1_BLOCKS && r != CK_MLP1_SCALES && r != CK_MLP2_BLOCKS && r != CK_MLP2_SCALES)
+        rc = add_ckpt(L, &cap, ck, l, (ckpt_role)r, o->dense, e);
+      else if (ort)
+        rc = add_mx4_derived(L, &cap, ck, l, blocks, scales,
+                             r == (int)blocks ? (mlp1 ? "mlp1_weight.codes" : "mlp2_weight.codes")
+                                              : (mlp1 ? "mlp1_weight.code_scales" : "mlp2_weight.code_scales"),
+                             r == (int)blocks ? EXL_MX4_Q8 : EXL_MX4_Q8_SCALES, e);
+      else if (o->experts_fp32 && r == (int)blocks)
+        rc = add_mx4_derived(L, &cap, ck, l, blocks, scales, mlp1 ? "mlp1_weight" : "mlp2_weight",
+                             EXL_MX4_F32, e);
+      else if (!o->experts_fp32)
         rc = add_ckpt(L, &cap, ck, l, (ckpt_role)r, o->dense, e);
     }
-  if (rc == 0 && !o->experts_fp32) {
+  if (rc == 0 && !o->experts_fp32 && !ort) {
     rc |= add_derived(L, &cap, "mxfp4.lut_fp4_pairs", EXL_LUT_FP4, 2, 256, 2, e);
     rc |= add_derived(L, &cap, "mxfp4.lut_e8m0", EXL_LUT_E8M0, 1, 256, 0, e);
   }
@@ -396,6 +410,8 @@ static int export_layout_write_unguarded(const export_layout *L, const ckpt *ck,
   if (b0 >= b1) return 0;
   /* the checkpoint is untrusted: no NaN/inf bf16 and no overflowing scale byte is written */
   if (t->src == EXL_RAW) return write_raw(ck, t, b0, b1, fd, path, buf, buf_bytes, fn, ctx, e);
+  if (t->src == EXL_MX4_Q8 || t->src == EXL_MX4_Q8_SCALES)
+    return export_ort_write_q8(ck, t, b0, b1, fd, path, buf, buf_bytes, fn, ctx, e);
   if (t->src == EXL_MX4_F32 && ckpt_check_rows(ck, t->scales, (int64_t)(b0 / (t->n_bytes / (uint64_t)t->dims[0])),
                                                (int64_t)((b1 - b0) / (t->n_bytes / (uint64_t)t->dims[0])), e) != 0)
     return -1;

@@ -18,8 +18,9 @@
  * [E, ...], so that slice is one contiguous byte range). In per-rank mode an expert tensor is
  * written whole by one rank of its stage (round robin over the stage's ranks).
  *
- * Encodings: checkpoint bytes as they are (U8 MXFP4 blocks/scales, bf16), bf16 -> fp32, or
- * MXFP4 -> fp32 (exact, shards/mx4.h); all streamed through a caller buffer in bounded chunks,
+ * Encodings: checkpoint bytes as they are (U8 MXFP4 blocks/scales, bf16), bf16 -> fp32,
+ * MXFP4 -> fp32 (exact, shards/mx4.h), or for the ort target MXFP4 -> int8 codes + fp32 block
+ * scales (exact, export_ort.h); all streamed through a caller buffer in bounded chunks,
  * never a whole tensor in memory. Local (no MPI). */
 #ifndef GPTOSS_EXPORT_LAYOUT_H
 #define GPTOSS_EXPORT_LAYOUT_H
@@ -37,7 +38,12 @@
 enum { EXPORT_DENSE_BF16 = 0, EXPORT_DENSE_FP32 = 1, EXPORT_DENSE_AUTO = 2 };
 #define EXPORT_FOLD_LIMIT (1ull << 30)
 
+/* The graph's target (docs/export.md "Targets"): standard ONNX (opset 23 only, any runtime) or
+ * ONNX Runtime's contrib ops (GroupQueryAttention, QMoE; the experts as exact int8 codes). */
+enum { EXPORT_TARGET_STANDARD = 0, EXPORT_TARGET_ORT = 1 };
+
 typedef struct {
+  int target;              /* EXPORT_TARGET_* */
   int experts_fp32;        /* 1: --weights fp32 (experts decoded at export time) */
   int dense;               /* EXPORT_DENSE_*: how bf16 checkpoint tensors are stored */
   int layer0;              /* first exported layer: A of --layers A:B, else 0 */
@@ -56,6 +62,8 @@ typedef enum {
   EXL_RAW,         /* checkpoint bytes unchanged (U8 or BF16) */
   EXL_BF16_F32,    /* checkpoint BF16 -> FLOAT */
   EXL_MX4_F32,     /* MXFP4 blocks + scales -> FLOAT [E, R, C] */
+  EXL_MX4_Q8,      /* MXFP4 blocks -> UINT8 codes [E, R, C]: 128 + 2 x e2m1 value (export_ort.h) */
+  EXL_MX4_Q8_SCALES, /* MXFP4 scales -> FLOAT [E, R, C/32]: 2^(s - 127) / 2 */
   EXL_LUT_FP4,     /* FLOAT [256, 2]: {fp4(b & 15), fp4(b >> 4)} */
   EXL_LUT_E8M0,    /* FLOAT [256]: 2^(s - 127) */
   EXL_ROPE_COS,    /* FLOAT [max_positions, Dh/2], concentration folded in */
@@ -68,7 +76,7 @@ typedef struct {
   int layer;               /* -1 for globals and derived tables */
   int role;                /* ckpt_role, or -1 for derived tables */
   const ckpt_tensor *t;    /* source (the blocks for EXL_MX4_F32) */
-  const ckpt_tensor *scales; /* EXL_MX4_F32 only */
+  const ckpt_tensor *scales; /* EXL_MX4_F32 and EXL_MX4_Q8* (the source of EXL_MX4_Q8_SCALES) */
   int dtype;               /* ONNX data type of the stored bytes */
   int n_dims;
   int64_t dims[4];

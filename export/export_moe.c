@@ -55,27 +55,23 @@ static const char *expert_bias(gctx *x, onnx_graph *body, const char *scope, con
   return bf;
 }
 
-const char *export_moe_block(gctx *x, int l, const char *xin) {
+const char *export_moe_router(gctx *x, int l, const char *t, int want_topk, const char **ti,
+                              const char **wts) {
   const gpt_config *c = x->c;
   onnx_graph *g = x->root;
   onnx_node *n;
-  char scope[64], sub[96], w[96], b[96];
-  snprintf(scope, sizeof scope, "/block.%d/mlp", l);
-  const int64_t D = c->hidden, I = c->intermediate, K = c->top_k;
-
-  /* t = RMSNorm(x) [N, D]; router logits [N, E]; top-k and their softmax [N, K] */
-  snprintf(sub, sizeof sub, "%s/norm", scope);
-  snprintf(w, sizeof w, "block.%d.mlp.norm.scale", l);
-  const char *t = gx_rmsnorm(x, sub, xin, w);
-
-  snprintf(sub, sizeof sub, "%s/gate", scope);
+  char sub[96], w[96], b[96];
+  const int64_t K = c->top_k;
+  snprintf(sub, sizeof sub, "/block.%d/mlp/gate", l);
   snprintf(w, sizeof w, "block.%d.mlp.gate.weight", l);
   snprintf(b, sizeof b, "block.%d.mlp.gate.bias", l);
   const char *gw = gx_weight_f32(x, g, sub, w), *gb = gx_weight_f32(x, g, sub, b);
   const char *logits = gx_op(x, g, sub, "Gemm", NULL, IN(t, gw, gb), &n);
   onnx_node_attr_int(n, "transB", 1);
+  *ti = *wts = NULL;
+  if (!want_topk && !x->L->o.expose_routing) return logits;
 
-  snprintf(sub, sizeof sub, "%s/topk", scope);
+  snprintf(sub, sizeof sub, "/block.%d/mlp/topk", l);
   const char *tk_name = onnx_graph_strf(g, "%s/TopK", sub);
   const char *tk_out[2] = {onnx_graph_strf(g, "%s/values", sub), onnx_graph_strf(g, "%s/indices", sub)};
   const char *tk_in[2] = {logits, gx_i64(x, 1, &K)};
@@ -83,20 +79,35 @@ const char *export_moe_block(gctx *x, int l, const char *xin) {
   onnx_node_attr_int(n, "axis", -1);
   onnx_node_attr_int(n, "largest", 1);
   onnx_node_attr_int(n, "sorted", 1);
-  const char *tv = tk_out[0], *ti = tk_out[1];
-  const char *wts = gx_op(x, g, sub, "Softmax", NULL, IN(tv), &n);
+  *ti = tk_out[1];
+  *wts = gx_op(x, g, sub, "Softmax", NULL, IN(tk_out[0]), &n);
   onnx_node_attr_int(n, "axis", -1);
-  const int64_t flat = -1, zero = 0;
-  const char *wflat = gx_op(x, g, sub, "Reshape", "Reshape_weights", IN(wts, gx_i64(x, 1, &flat)), NULL);
-  const char *iflat = gx_op(x, g, sub, "Reshape", "Reshape_indices", IN(ti, gx_i64(x, 1, &flat)), NULL);
   if (x->L->o.expose_routing) {
-    gx_expose(x, sub, "expose_indices", ti, x->shape_k,
+    gx_expose(x, sub, "expose_indices", *ti, x->shape_k,
               onnx_graph_strf(g, "routing.%d.topk_indices", l), ONNX_INT64, K);
-    gx_expose(x, sub, "expose_weights", wts, x->shape_k,
+    gx_expose(x, sub, "expose_weights", *wts, x->shape_k,
               onnx_graph_strf(g, "routing.%d.topk_weights", l), ONNX_FLOAT, K);
     gx_expose(x, sub, "expose_logits", logits, x->shape_e,
               onnx_graph_strf(g, "routing.%d.router_logits", l), ONNX_FLOAT, c->n_experts);
   }
+  return logits;
+}
+
+const char *export_moe_block(gctx *x, int l, const char *t) {
+  const gpt_config *c = x->c;
+  onnx_graph *g = x->root;
+  onnx_node *n;
+  char scope[64], sub[96], b[96];
+  snprintf(scope, sizeof scope, "/block.%d/mlp", l);
+  const int64_t D = c->hidden, I = c->intermediate, K = c->top_k;
+
+  /* router logits [N, E]; top-k and their softmax [N, K] */
+  const char *ti, *wts;
+  export_moe_router(x, l, t, 1, &ti, &wts);
+  snprintf(sub, sizeof sub, "%s/topk", scope);
+  const int64_t flat = -1, zero = 0;
+  const char *wflat = gx_op(x, g, sub, "Reshape", "Reshape_weights", IN(wts, gx_i64(x, 1, &flat)), NULL);
+  const char *iflat = gx_op(x, g, sub, "Reshape", "Reshape_indices", IN(ti, gx_i64(x, 1, &flat)), NULL);
 
   /* the distinct selected experts and the loop over them */
   snprintf(sub, sizeof sub, "%s/experts", scope);
@@ -186,9 +197,5 @@ const char *export_moe_block(gctx *x, int l, const char *xin) {
 
   const char *moe = gx_op(x, g, sub, "Loop", NULL, IN(trip, gx_bool_scalar(x, 1), acc0), &n);
   onnx_node_attr_graph(n, "body", body);
-  const char *xo = gx_op(x, g, scope, "Add", "residual", IN(xin, moe), NULL);
-  if (x->L->o.expose_hidden)
-    gx_expose(x, scope, "expose_after_mlp", xo, x->shape_d,
-              onnx_graph_strf(g, "hidden.%d.after_mlp", l), ONNX_FLOAT, D);
-  return xo;
+  return moe;
 }

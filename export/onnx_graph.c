@@ -42,6 +42,8 @@ struct onnx_graph {
   ptrvec subs;             /* every sub-graph, to finalize and free */
   char **names;            /* open-addressing set of node names (uniqueness) */
   size_t names_cap, n_names;
+  const char *domain;      /* a second operator set some node uses (com.microsoft), or NULL */
+  int64_t domain_version;
   int broken;
   char why[256];
 };
@@ -257,6 +259,19 @@ static Onnx__AttributeProto *attr_new(onnx_node *n, const char *name,
   return a;
 }
 
+void onnx_node_set_domain(onnx_node *n, const char *domain, int64_t version) {
+  if (!n) return;
+  onnx_graph *r = n->g->root;
+  if (r->domain && strcmp(r->domain, domain)) {
+    mark_broken(r, "node '%s': a second extra operator set '%s' (the model has '%s')",
+                n->p.name, domain, r->domain);
+    return;
+  }
+  n->p.domain = (char *)onnx_graph_str(r, domain);
+  r->domain = n->p.domain;
+  r->domain_version = version;
+}
+
 void onnx_node_attr_int(onnx_node *n, const char *name, int64_t v) {
   Onnx__AttributeProto *a = attr_new(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
   if (a) { a->has_i = 1; a->i = v; }
@@ -464,13 +479,18 @@ int onnx_model_write_fd(onnx_graph *g, int64_t ir_version, int64_t opset, const 
   ops.domain = "";
   ops.has_version = 1;
   ops.version = opset;
-  Onnx__OperatorSetIdProto *opsp = &ops;
+  Onnx__OperatorSetIdProto extra;
+  onnx__operator_set_id_proto__init(&extra);
+  extra.domain = (char *)g->domain;
+  extra.has_version = 1;
+  extra.version = g->domain_version;
+  Onnx__OperatorSetIdProto *opsp[2] = {&ops, &extra};
   Onnx__ModelProto m;
   onnx__model_proto__init(&m);
   m.has_ir_version = 1;
   m.ir_version = ir_version;
-  m.n_opset_import = 1;
-  m.opset_import = &opsp;
+  m.n_opset_import = g->domain ? 2 : 1;
+  m.opset_import = opsp;
   m.producer_name = (char *)producer;
   m.producer_version = (char *)producer_version;
   m.graph = &g->p;

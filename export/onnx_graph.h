@@ -49,6 +49,9 @@ const char *onnx_graph_strf(onnx_graph *g, const char *fmt, ...) __attribute__((
  * optional input) and outputs out[0..n_out). Strings are copied. NULL if broken. */
 onnx_node *onnx_graph_add_node(onnx_graph *g, const char *op_type, const char *name, int n_in,
                                const char *const *in, int n_out, const char *const *out);
+/* The node's operator set domain (e.g. "com.microsoft", version 1); the model then imports it.
+ * One extra domain per model. No-op on NULL. */
+void onnx_node_set_domain(onnx_node *n, const char *domain, int64_t version);
 /* Attributes of a node (no-ops on NULL). */
 void onnx_node_attr_int(onnx_node *n, const char *name, int64_t v);
 void onnx_node_attr_float(onnx_node *n, const char *name, float v);
@@ -77,7 +80,7 @@ void onnx_graph_add_output(onnx_graph *g, const char *name, int elem_type, int n
 size_t onnx_graph_n_nodes(const onnx_graph *g);
 size_t onnx_graph_n_initializers(const onnx_graph *g);
 
-/* Serialize the model (ir_version, ai.onnx opset) to fd, streaming (no whole-model buffer);
+/* Serialize the model (ir_version, ai.onnx opset, plus the extra domain its nodes use) to fd, streaming (no whole-model buffer);
  * *n_bytes = bytes written. Fails if the graph is broken. */
 int onnx_model_write_fd(onnx_graph *g, int64_t ir_version, int64_t opset, const char *producer,
                         const char *producer_version, int fd, const char *path,

@@ -35,13 +35,17 @@
 static const char export_usage[] =
     "usage: gptoss-mpi export CKPT --output DIR [options]\n"
     "\n"
-    "Write the checkpoint as a standard ONNX model (opset 23, IR 11): a decoder with a KV\n"
+    "Write the checkpoint as an ONNX model (opset 23, IR 11): a decoder with a KV\n"
     "cache, DIR/onnx/model.onnx (graph, no weights) and its external data, written in parallel\n"
     "by every rank, and the files clients read beside it (config.json, generation_config.json,\n"
     "genai_config.json, the checkpoint's tokenizer files). DIR must not exist or be empty; it\n"
     "appears only when the export is complete.\n"
     "\n"
     "  --output DIR          output directory\n"
+    "  --target T            standard (default: opset 23 ops only, any ONNX runtime) or ort\n"
+    "                        (ONNX Runtime contrib ops: GroupQueryAttention with the sinks and\n"
+    "                        windows, QMoE with the MXFP4 experts as exact int8 codes; faster\n"
+    "                        in ONNX Runtime, about 2x the file; see docs/export.md)\n"
     "  --weights W           mxfp4 (default: experts stay MXFP4 bytes, decoded in the graph)\n"
     "                        or fp32 (experts decoded at export time)\n"
     "  --dense D             how bf16 tensors are stored: bf16 (default: bf16 + Cast in the\n"
@@ -64,12 +68,12 @@ static const char export_usage[] =
     "                        o200k_base.tiktoken); default: copy the checkpoint repository's\n"
     "                        tokenizer files, or make them from an o200k_base.tiktoken there\n";
 
-enum { OPT_OUTPUT = CLI_OPT_FIRST_COMMAND_OPT, OPT_WEIGHTS, OPT_DENSE, OPT_MAXLAYERS, OPT_EXPOSE,
+enum { OPT_OUTPUT = CLI_OPT_FIRST_COMMAND_OPT, OPT_TARGET, OPT_WEIGHTS, OPT_DENSE, OPT_MAXLAYERS, OPT_EXPOSE,
        OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES, OPT_LAYERS, OPT_TOKENIZER };
 
 typedef struct {
   const char *ckpt, *output, *tok_path;
-  int experts_fp32, dense, per_rank, expose_routing, expose_hidden;
+  int target, experts_fp32, dense, per_rank, expose_routing, expose_hidden;
   long max_layers, max_positions, stages;
   long layer_a, layer_b;       /* --layers A:B (layer_b 0 = not given) */
   cli_common cc;
@@ -107,6 +111,7 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
   static const struct option longopts[] = {
       CLI_COMMON_LONGOPTS,
       {"output", required_argument, 0, OPT_OUTPUT},
+      {"target", required_argument, 0, OPT_TARGET},
       {"weights", required_argument, 0, OPT_WEIGHTS},
       {"dense", required_argument, 0, OPT_DENSE},
       {"max-layers", required_argument, 0, OPT_MAXLAYERS},
@@ -130,6 +135,11 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
     }
     switch (opt) {
       case OPT_OUTPUT: a->output = optarg; break;
+      case OPT_TARGET:
+        if (!strcmp(optarg, "standard")) a->target = EXPORT_TARGET_STANDARD;
+        else if (!strcmp(optarg, "ort")) a->target = EXPORT_TARGET_ORT;
+        else return cli_usage_error("export", "--target: '%s' is not standard or ort", optarg);
+        break;
       case OPT_WEIGHTS:
         if (!strcmp(optarg, "mxfp4")) a->experts_fp32 = 0;
         else if (!strcmp(optarg, "fp32")) a->experts_fp32 = 1;
@@ -226,7 +236,7 @@ static int export_dist(dist *d, const export_args *a, err *e) {
     err_set(e, EXIT_USAGE, "--layers %ld:%ld: the checkpoint has %d layers", a->layer_a,
             a->layer_b, c.n_layers);
   if (dist_agree(d, e) != 0) goto out;
-  export_opts o = {.experts_fp32 = a->experts_fp32, .dense = a->dense,
+  export_opts o = {.target = a->target, .experts_fp32 = a->experts_fp32, .dense = a->dense,
                    .n_layers = c.n_layers, .per_rank_files = a->per_rank,
                    .expose_routing = a->expose_routing, .expose_hidden = a->expose_hidden};
   if (a->max_layers) o.n_layers = c.n_layers = (int)a->max_layers;
@@ -247,9 +257,10 @@ static int export_dist(dist *d, const export_args *a, err *e) {
   uint64_t total = 0;
   for (int f = 0; f < L.n_files; f++) total += L.file_bytes[f];
   log_info("== plan: %d stages x %d expert groups; %zu tensors, %.1f MiB of data in %d file%s, "
-           "weights %s, dense %s, layers %d-%d%s, %d positions", d->plan.n_stages, d->plan.n_groups,
-           L.n_tensors, total / 1048576.0, L.n_files, L.n_files > 1 ? "s" : "",
-           o.experts_fp32 ? "fp32" : "mxfp4", o.dense == EXPORT_DENSE_FP32 ? "fp32" : o.dense == EXPORT_DENSE_BF16 ? "bf16" : "auto",
+           "target %s, weights %s, dense %s, layers %d-%d%s, %d positions", d->plan.n_stages,
+           d->plan.n_groups, L.n_tensors, total / 1048576.0, L.n_files, L.n_files > 1 ? "s" : "",
+           o.target == EXPORT_TARGET_ORT ? "ort" : "standard",
+           o.target == EXPORT_TARGET_ORT ? "int8 codes" : o.experts_fp32 ? "fp32" : "mxfp4", o.dense == EXPORT_DENSE_FP32 ? "fp32" : o.dense == EXPORT_DENSE_BF16 ? "bf16" : "auto",
            o.layer0, o.n_layers - 1, o.sub_model ? " (sub-model)" : "", o.max_positions);
 
   /* the staged output directory (and its data file), made by rank 0 before anyone opens it;

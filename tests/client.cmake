@@ -8,3 +8,9 @@ add_test(NAME client_tjs COMMAND ${PY3} ${CMAKE_CURRENT_SOURCE_DIR}/client_test.
          ${GPTOSS_TJS_DIR} ${CMAKE_CURRENT_BINARY_DIR}/client-tjs-work)
 set_tests_properties(client_tjs PROPERTIES LABELS "export;client;mpi;golden" TIMEOUT 600
   ENVIRONMENT "GOLDEN=${GOLDEN}")
+# The same client on `export --target ort` (issue 13): GroupQueryAttention and QMoE in the
+# transformers.js session, ids equal to `gptoss-mpi run`, the left-padded batches included.
+add_test(NAME client_tjs_ort COMMAND ${PY3} ${CMAKE_CURRENT_SOURCE_DIR}/client_test.py ${GPTOSS_BIN}
+         ${GPTOSS_TJS_DIR} ${CMAKE_CURRENT_BINARY_DIR}/client-tjs-ort-work ort)
+set_tests_properties(client_tjs_ort PROPERTIES LABELS "export;client;mpi;golden" TIMEOUT 600
+  ENVIRONMENT "GOLDEN=${GOLDEN}")

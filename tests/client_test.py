@@ -9,7 +9,10 @@ prompt ids (tests/tjs_generate.mjs). Its ids must equal `gptoss-mpi run` on the 
      prompts longer than the window so that decode steps cross it;
   3. a left-padded batch of two prompts of different lengths: row by row what each generates
      alone (and what `run` generates).
-Usage: client_test.py GPTOSS_BIN TJS_DIR WORK_DIR"""
+With TARGET ort every export is `--target ort` (issue 13); a shape its contrib kernels cannot hold
+(head_dim not a multiple of 8; hidden 32 with intermediate above 32) must be refused with exit 2
+and is skipped.
+Usage: client_test.py GPTOSS_BIN TJS_DIR WORK_DIR [TARGET]"""
 import json
 import os
 import shutil
@@ -21,6 +24,7 @@ from harness import ENV, check, counts, finish
 from synth_ckpt import config, write_checkpoint
 
 BIN, TJS, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+TARGET = sys.argv[4] if len(sys.argv) > 4 else "standard"
 GOLDEN = os.environ.get("GOLDEN", os.path.join(os.path.dirname(__file__), "golden", "case-a"))
 GEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tjs_generate.mjs")
 EOS = {200002, 199999, 200012}
@@ -61,7 +65,17 @@ def same(got, want, tag):
 
 def case(tag, ck, prompts, export_ranks=2):
     out = os.path.join(WORK, "ex-" + tag)
-    r = mpirun(export_ranks, "export", ck, "--output", out, "-q")
+    r = mpirun(export_ranks, "export", ck, "--output", out, "--target", TARGET, "-q")
+    cfg_path = [p for p in (os.path.join(ck, "config.json"), os.path.join(ck, "original", "config.json"))
+                if os.path.isfile(p)][0]
+    cfg = json.load(open(cfg_path))
+    refused = cfg.get("head_dim", 64) % 8 != 0 or \
+        (cfg.get("hidden_size") == 32 and cfg.get("intermediate_size") != 32)
+    if TARGET == "ort" and refused:
+        check(r.returncode == 2 and "--target ort: ONNX Runtime's" in r.stderr,
+              f"{tag}: ort export: exit {r.returncode}")
+        print(f"  {tag}: refused by the ort target as it must be: {r.stderr.strip()[:100]}", flush=True)
+        return
     if not check(r.returncode == 0, f"{tag}: export: {r.stderr.strip()}"):
         return
     want = [run_ids(ck, p) for p in prompts]
@@ -118,7 +132,7 @@ def main():
         print(f"FAIL: transformers.js is not installed under {TJS}: run `scripts/setup.sh --test`")
         sys.exit(1)
     v = json.load(open(mjs))["version"]
-    print(f"transformers.js {v} from {TJS}", flush=True)
+    print(f"transformers.js {v} from {TJS}; export target {TARGET}", flush=True)
     check(v == "4.3.2", f"transformers.js version {v}, expected 4.3.2")
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)

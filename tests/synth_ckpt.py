@@ -70,3 +70,17 @@ def config(**kw):
              rope_scaling_factor=32.0, rope_ntk_alpha=1, rope_ntk_beta=32)
     c.update(kw)
     return c
+
+
+# Configurations the export tests check against `gptoss-mpi run --trace` (export_test.py configs,
+# export_ort_test.py): synth presets, or a config for write_checkpoint.
+EXPORT_CASES = [
+    ("synth-e8-l3", ["--preset", "tiny", "--experts", "8", "--layers", "3", "--seed", "5"]),
+    ("synth-hf-l2", ["--preset", "tiny", "--layers", "2", "--seed", "9", "--layout", "hf"]),
+    ("e5k2-h6kv3-d8-nowin-noyarn", config(num_experts=5, experts_per_token=2, num_attention_heads=6,
+     num_key_value_heads=3, head_dim=8, hidden_size=32, intermediate_size=64, vocab_size=1001,
+     sliding_window=0, rope_scaling_factor=1.0, swiglu_limit=3.0, num_hidden_layers=3)),
+    ("e7k3-h4kv1-d32-win3-l5", config(num_experts=7, experts_per_token=3, num_attention_heads=4,
+     num_key_value_heads=1, head_dim=32, hidden_size=96, intermediate_size=32, vocab_size=777,
+     sliding_window=3, rope_theta=10000, rope_scaling_factor=8.0, num_hidden_layers=5)),
+]
