@@ -164,6 +164,8 @@ int export_layout_make(const ckpt *ck, const export_opts *o, const plan *p, expo
     return err_set(e, EXIT_USAGE, "--max-positions %d: must be at least 1", o->max_positions);
   if (o->per_rank_files && !p)
     return err_set(e, EXIT_RUNTIME, "per-rank data files need the shard plan");
+  /* before anything is allocated: a refusal leaves nothing to free */
+  if (o->target == EXPORT_TARGET_ORT && export_ort_check(&L->c, o, e) != 0) return -1;
   L->c.n_layers = o->n_layers;
   size_t cap = 0;
   int rc = 0;
@@ -174,7 +176,6 @@ int export_layout_make(const ckpt *ck, const export_opts *o, const plan *p, expo
     rc |= add_ckpt(L, &cap, ck, -1, CK_UNEMBEDDING, o->dense, e);
   }
   const int ort = o->target == EXPORT_TARGET_ORT;
-  if (ort && export_ort_check(&L->c, o, e) != 0) return -1;
   for (int l = o->layer0; l < o->n_layers && rc == 0; l++)
     for (int r = CK_FIRST_LAYER_ROLE; r < CK_N_ROLES && rc == 0; r++) {
       const int mlp1 = r == CK_MLP1_BLOCKS || r == CK_MLP1_SCALES;

@@ -40,5 +40,5 @@ set_tests_properties(test_export_shapes PROPERTIES LABELS "export;ort" TIMEOUT 3
 add_test(NAME export_ort
          COMMAND ${PY3} ${CMAKE_CURRENT_SOURCE_DIR}/export_ort_test.py ${GPTOSS_BIN}
                  $<TARGET_FILE:test_export_ort> ${CMAKE_CURRENT_BINARY_DIR}/export-ort-work)
-set_tests_properties(export_ort PROPERTIES LABELS "export;mpi;golden;parity;ort" TIMEOUT 600
+set_tests_properties(export_ort PROPERTIES LABELS "export;mpi;golden;parity;ort" TIMEOUT 900
   ENVIRONMENT "GOLDEN=${GOLDEN}")
