@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 
 from harness import ENV, check, counts, finish
-from synth_ckpt import EXPORT_CASES, config, write_checkpoint
+from synth_ckpt import EXPORT_CASES, config, make_case, write_checkpoint
 
 BIN, CHECK, WORK = sys.argv[1:4]
 GOLDEN = os.environ.get("GOLDEN", os.path.join(os.path.dirname(__file__), "golden", "case-a"))
@@ -229,12 +229,9 @@ def test_configs():
         print(f"  {name}: refused: {r.stderr.strip()[:150]}", flush=True)
     for name, how in ORT_CASES:
         ck = os.path.join(WORK, "ck-" + name)
-        if isinstance(how, dict):
-            write_checkpoint(ck, how, 7)
-        else:
-            r = subprocess.run([BIN, "synth", ck, "-q"] + how, capture_output=True, text=True, env=ENV)
-            if not check(r.returncode == 0, f"{name}: synth: {r.stderr.strip()}"):
-                continue
+        err = make_case(ck, how, BIN, ENV)
+        if not check(err is None, f"{name}: {err}"):
+            continue
         trace = os.path.join(WORK, f"run-{name}.h5")
         r = mpirun(1, "run", ck, "--prompt-ids", ids, "--max-tokens", "0", "--trace", trace, "-q")
         if not check(r.returncode == 0, f"{name}: run: {r.stderr.strip()}"):

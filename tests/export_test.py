@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from synth_ckpt import EXPORT_CASES, write_checkpoint
+from synth_ckpt import EXPORT_CASES, make_case
 
 WHAT, BIN, CHECK, WORK = sys.argv[1:5]
 GOLDEN = os.environ.get("GOLDEN", os.path.join(os.path.dirname(__file__), "golden", "case-a"))
@@ -397,13 +397,10 @@ def test_configs():
     ids = ",".join(str((i * 37 + 11) % 300) for i in range(20))
     for name, how in CASES:
         ck = os.path.join(WORK, "ck-" + name)
-        if isinstance(how, dict):
-            write_checkpoint(ck, how, 7)
-        else:
-            r = subprocess.run([BIN, "synth", ck, "-q"] + how, capture_output=True, text=True, env=ENV)
-            if r.returncode:
-                fail(f"{name}: synth: {r.stderr.strip()}")
-                continue
+        err = make_case(ck, how, BIN, ENV)
+        if err:
+            fail(f"{name}: {err}")
+            continue
         trace = os.path.join(WORK, f"run-{name}.h5")
         r = mpirun(1, ["run", ck, "--prompt-ids", ids, "--max-tokens", "0", "--trace", trace, "-q"])
         if r.returncode:

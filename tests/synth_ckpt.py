@@ -5,6 +5,7 @@ Needs numpy (Debian's python3-numpy under /usr/bin/python3)."""
 import json
 import os
 import struct
+import subprocess
 
 import numpy as np
 
@@ -84,3 +85,13 @@ EXPORT_CASES = [
      num_key_value_heads=1, head_dim=32, hidden_size=96, intermediate_size=32, vocab_size=777,
      sliding_window=3, rope_theta=10000, rope_scaling_factor=8.0, num_hidden_layers=5)),
 ]
+
+
+def make_case(ck, how, gptoss_bin, env):
+    """Writes one EXPORT_CASES checkpoint into ck: a config for write_checkpoint (seed 7) or
+    `gptoss-mpi synth` arguments. Returns None, or synth's error text."""
+    if isinstance(how, dict):
+        write_checkpoint(ck, how, 7)
+        return None
+    r = subprocess.run([gptoss_bin, "synth", ck, "-q"] + how, capture_output=True, text=True, env=env)
+    return f"synth: {r.stderr.strip()}" if r.returncode else None
