@@ -55,8 +55,11 @@ int export_ort_write_q8(const ckpt *ck, const exl_tensor *t, uint64_t b0, uint64
   if (b0 % expert_bytes || b1 % expert_bytes || row_bytes > buf_bytes)
     return err_set(e, EXIT_RUNTIME, "%s: tensor '%s': range [%llu, %llu) is not whole experts",
                    path, t->name, (unsigned long long)b0, (unsigned long long)b1);
-  /* no scale byte that overflows fp32 (the same rule as the standard target's) */
-  if (ckpt_check_rows(ck, t->scales, (int64_t)(b0 / expert_bytes), (int64_t)((b1 - b0) / expert_bytes), e) != 0)
+  /* no scale byte that overflows fp32 (the same rule as the standard target's): checked where
+   * the scales are written; the same rank writes the codes of the same experts, and every
+   * nibble is a valid code */
+  if (!codes && ckpt_check_rows(ck, t->scales, (int64_t)(b0 / expert_bytes),
+                                (int64_t)((b1 - b0) / expert_bytes), e) != 0)
     return -1;
   const uint8_t *blocks = ckpt_tensor_data(t->t), *scales = ckpt_tensor_data(t->scales);
   uint8_t q8[256][2];

@@ -30,8 +30,9 @@ void export_ort_code_table(uint8_t q8[256][2]);
 /* Write bytes [b0, b1) of tensor t's encoding (EXL_MX4_Q8 codes or EXL_MX4_Q8_SCALES) at
  * t->offset + b0 of fd, streamed row by row from the mapped MXFP4 blocks/scales through buf
  * (buf_bytes >= one row: C bytes of codes or C/8 bytes of scales), never a whole expert in
- * memory. b0, b1: multiples of one expert's bytes. The scale bytes are checked first (no
- * overflowing scale, ckpt_check_rows). fn(ctx, bytes done) after every chunk. */
+ * memory. b0, b1: multiples of one expert's bytes. For EXL_MX4_Q8_SCALES the scale bytes are
+ * checked first (no overflowing scale, ckpt_check_rows); codes need no check. fn(ctx, bytes
+ * done) after every chunk. */
 int export_ort_write_q8(const ckpt *ck, const exl_tensor *t, uint64_t b0, uint64_t b1, int fd,
                         const char *path, void *buf, size_t buf_bytes, export_progress_fn fn,
                         void *ctx, err *e);

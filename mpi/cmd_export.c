@@ -45,7 +45,7 @@ static const char export_usage[] =
     "  --target T            standard (default: opset 23 ops only, any ONNX runtime) or ort\n"
     "                        (ONNX Runtime contrib ops: GroupQueryAttention with the sinks and\n"
     "                        windows, QMoE with the MXFP4 experts as exact int8 codes; faster\n"
-    "                        in ONNX Runtime, about 2x the file; see docs/export.md)\n"
+    "                        in ONNX Runtime, about 2x the experts' bytes; docs/export.md)\n"
     "  --weights W           mxfp4 (default: experts stay MXFP4 bytes, decoded in the graph)\n"
     "                        or fp32 (experts decoded at export time)\n"
     "  --dense D             how bf16 tensors are stored: bf16 (default: bf16 + Cast in the\n"
