@@ -85,7 +85,7 @@ const char *gx_rmsnorm(gctx *x, const char *scope, const char *xin, const char *
   const char *sc = gx_weight_f32(x, x->root, scope, scale_name);
   const char *out = gx_op(x, x->root, scope, "RMSNormalization", NULL, IN(xin, sc), &n);
   onnx_node_attr_int(n, "axis", -1);
-  onnx_node_attr_float(n, "epsilon", 1e-5f);
+  onnx_node_attr_float(n, "epsilon", GX_RMS_EPS);
   return out;
 }
 

@@ -57,6 +57,9 @@ struct gctx {
   int n_consts;
 };
 
+/* Every RMSNorm's epsilon (docs/gpt-oss-spec.md: 1e-5 for all norms), in both targets. */
+#define GX_RMS_EPS 1e-5f
+
 /* Input-list helper: IN(a, b, c) -> count, array. */
 #define IN(...) \
   (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), (const char *[]){__VA_ARGS__}

@@ -127,7 +127,7 @@ static const char *ort_add_norm(gctx *x, const char *scope, const char *base, co
   onnx_node *n = name && out[0] && out[3] && gamma
                      ? onnx_graph_add_node(g, "SkipSimplifiedLayerNormalization", name, 3, in, 4, out) : NULL;
   onnx_node_set_domain(n, MS_DOMAIN, 1);
-  onnx_node_attr_float(n, "epsilon", 1e-5f);
+  onnx_node_attr_float(n, "epsilon", GX_RMS_EPS);
   *sum = n ? out[3] : NULL;
   return n ? out[0] : NULL;
 }
