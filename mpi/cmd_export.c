@@ -436,8 +436,9 @@ out:
     /* a failure (the ranks agreed on it) removes the OUT.partial this run made, and keeps one
      * it was resuming: the work of earlier jobs is never deleted */
     if (rd && !created) {
-      const size_t n = strlen(e->msg);
-      snprintf(e->msg + n, sizeof e->msg - n, " (%s kept for --resume)", staged);
+      char tail[PATH_MAX + 32];
+      snprintf(tail, sizeof tail, " (%s kept for --resume)", staged);
+      strncat(e->msg, tail, sizeof e->msg - strlen(e->msg) - 1);
     }
     resume_dir_close(rd, created);
     guard_stop_note(NULL);
