@@ -128,6 +128,11 @@ def pieces(err):
 
 
 def test_export():
+    # a copy of the checkpoint: one check changes its mtime (other tests read the golden one)
+    global GOLDEN
+    ck = os.path.join(WORK, "ck")
+    shutil.copytree(os.path.join(GOLDEN, "original"), ck)
+    GOLDEN = ck
     ref = os.path.join(WORK, "ref")
     r = mpirun(2, ["export", GOLDEN, "--output", ref])
     check(r.returncode == 0, f"reference export: {r.stderr[-500:]}")
@@ -161,6 +166,13 @@ def test_export():
           f"other options: exit {r.returncode}: {r.stderr[-400:]}")
     r = mpirun(1, ["export", GOLDEN, "--output", out, "--resume", "--max-positions", "64"])
     check(r.returncode == 2 and "different export" in r.stderr, f"other --max-positions: exit {r.returncode}")
+    st = os.path.join(ck, "model.safetensors")
+    t = os.stat(st).st_mtime_ns
+    os.utime(st, ns=(t, t + 10**9))  # the same bytes, but another file as far as anyone can tell
+    r = mpirun(2, ["export", GOLDEN, "--output", out, "--resume"])
+    check(r.returncode == 2 and "different export" in r.stderr and "input " in r.stderr and "model.safetensors" in r.stderr,
+          f"checkpoint changed: exit {r.returncode}: {r.stderr[-400:]}")
+    os.utime(st, ns=(t, t))
     with open(os.path.join(part, "lock"), "r+") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         r = mpirun(2, ["export", GOLDEN, "--output", out, "--resume"])
