@@ -222,6 +222,8 @@ void guard_stop_note(const char *note) {
   g_note[n] = '\0';
 }
 
+const char *guard_stop_note_text(void) { return g_note; }
+
 static void on_stop(int sig) {
   /* the cleanup first: when mpirun itself is signalled it follows its SIGTERM with a SIGKILL a few
    * milliseconds later (measured: 8 ms), and an output left behind is worse than a lost line */

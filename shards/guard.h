@@ -34,6 +34,8 @@ void guard_finishing(void);
 /* Text added to rank 0's stop line (e.g. "; the export is unfinished: rerun with --resume"),
  * copied; NULL or "" for none. */
 void guard_stop_note(const char *note);
+/* The current note ("" if none). */
+const char *guard_stop_note_text(void);
 
 /* A staged output (file or directory tree) to remove if the process is stopped. Returns -1 if
  * the registry is full or the path too long (the caller should refuse to start the work). */
