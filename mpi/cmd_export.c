@@ -1,14 +1,16 @@
 /* export: the checkpoint as an ONNX model (graph + external data) written by all ranks.
  *
- *   MPI up -> parse -> open checkpoint, check the output path -> plan -> layout -> stage the
- *   output directory (rank 0) -> every rank writes its tensors at their offsets, fsyncs ->
- *   rank 0 writes model.onnx -> rank 0 publishes the directory -> summary
+ *   MPI up -> parse -> open checkpoint, check the output path -> plan -> layout -> make or
+ *   resume OUT.partial with its manifest, locked (rank 0) -> read the journals -> every rank
+ *   verifies what its journaled pieces hold and writes the rest at their offsets, journaling
+ *   each piece -> rank 0 writes model.onnx -> rank 0 publishes OUT.partial as OUT -> summary
  *
- * The library does the work (export/export_write.h, shards/atomic.h); this file sequences it and
- * the ranks agree after every phase (dist_agree). Everything goes to "<parent>/.<name>.tmp.<pid>"
- * (pid of rank 0) first, registered with every rank's stop handler (shards/guard.h): a failed,
- * stopped (SIGTERM/SIGINT/SIGHUP) or MPI-aborted export removes it; only a SIGKILL of every rank
- * can leave that hidden directory, never the output name. Collective over MPI_COMM_WORLD. */
+ * The library does the work (export/export_write.h, shards/resume.h); this file sequences it and
+ * the ranks agree after every phase (dist_agree). Everything goes to OUT.partial first (a
+ * sibling of OUT, shards/resume.h); OUT appears only when the export is complete. A stopped
+ * (SIGTERM/SIGINT/SIGHUP), killed or MPI-aborted export leaves OUT.partial for `--resume`; a
+ * failed one removes it when it made it, and keeps it when it was resuming it. Collective over
+ * MPI_COMM_WORLD. */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <limits.h>
@@ -31,6 +33,9 @@
 #include "log.h"
 #include "outpath.h"
 #include "progress.h"
+#include "resume.h"
+#include "strbuf.h"
+#include <sys/stat.h>
 
 static const char export_usage[] =
     "usage: gptoss-mpi export CKPT --output DIR [options]\n"
@@ -39,7 +44,9 @@ static const char export_usage[] =
     "cache, DIR/onnx/model.onnx (graph, no weights) and its external data, written in parallel\n"
     "by every rank, and the files clients read beside it (config.json, generation_config.json,\n"
     "genai_config.json, the checkpoint's tokenizer files). DIR must not exist or be empty; it\n"
-    "appears only when the export is complete.\n"
+    "appears only when the export is complete: until then everything is in DIR.partial, with a\n"
+    "manifest and per-rank journals of the checksummed pieces written. An export stopped by a\n"
+    "signal (scancel, a time limit) or a lost rank leaves DIR.partial for --resume.\n"
     "\n"
     "  --output DIR          output directory\n"
     "  --target T            standard (default: opset 23 ops only, any ONNX runtime) or ort\n"
@@ -66,14 +73,19 @@ static const char export_usage[] =
     "  --tokenizer F         write tokenizer.json and tokenizer_config.json (harmony chat\n"
     "                        template) made from this vocabulary (tokenizer.json or\n"
     "                        o200k_base.tiktoken); default: copy the checkpoint repository's\n"
-    "                        tokenizer files, or make them from an o200k_base.tiktoken there\n";
+    "                        tokenizer files, or make them from an o200k_base.tiktoken there\n"
+    "  --resume              continue the export left in DIR.partial (same checkpoint and\n"
+    "                        options, any rank count with a single data file): every journaled\n"
+    "                        piece is verified by its XXH64, only missing or bad ones are written;\n"
+    "                        the result is byte-identical to an uninterrupted export. Without\n"
+    "                        DIR.partial it starts from scratch\n";
 
 enum { OPT_OUTPUT = CLI_OPT_FIRST_COMMAND_OPT, OPT_TARGET, OPT_WEIGHTS, OPT_DENSE, OPT_MAXLAYERS, OPT_EXPOSE,
-       OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES, OPT_LAYERS, OPT_TOKENIZER };
+       OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES, OPT_LAYERS, OPT_TOKENIZER, OPT_RESUME };
 
 typedef struct {
   const char *ckpt, *output, *tok_path;
-  int target, experts_fp32, dense, per_rank, expose_routing, expose_hidden;
+  int target, experts_fp32, dense, per_rank, expose_routing, expose_hidden, resume;
   long max_layers, max_positions, stages;
   long layer_a, layer_b;       /* --layers A:B (layer_b 0 = not given) */
   cli_common cc;
@@ -121,6 +133,7 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
       {"stages", required_argument, 0, OPT_STAGES},
       {"layers", required_argument, 0, OPT_LAYERS},
       {"tokenizer", required_argument, 0, OPT_TOKENIZER},
+      {"resume", no_argument, 0, OPT_RESUME},
       {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);
   a->dense = EXPORT_DENSE_BF16;
@@ -178,6 +191,7 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
       case OPT_LAYERS:
         if (parse_layers(optarg, a) != 0) return EXIT_USAGE;
         break;
+      case OPT_RESUME: a->resume = 1; break;
       default: return cli_bad_option("export");
     }
   }
@@ -203,13 +217,71 @@ static void on_chunk(void *ctx, uint64_t bytes) {
   if (dist_fault(p->d, "export-kill", &ek) != 0) raise(SIGKILL);
 }
 
+/* The identity of this export (shards/resume.h "manifest"): checkpoint files (real path, size,
+ * mtime), every option that changes bytes, tool version, and the data layout. Rank 0. */
+static char *manifest_make(const export_args *a, const ckpt *ck, const export_layout *L,
+                           const dist *d, err *e) {
+  strbuf b = {0};
+  char real[PATH_MAX];
+  const export_opts *o = &L->o;
+  strbuf_printf(&b, "%s\ntool gptoss-mpi %s\n", RESUME_MANIFEST_MAGIC, GPTOSS_VERSION);
+  strbuf_printf(&b, "checkpoint %s\n", realpath(ckpt_dir(ck), real) ? real : ckpt_dir(ck));
+  const size_t n_max = ckpt_n_files(ck) + 3;
+  const char **in = malloc(n_max * sizeof *in);
+  if (!in) {
+    err_set(e, EXIT_RUNTIME, "out of memory");
+    return NULL;
+  }
+  const size_t n_in = ckpt_input_paths(ck, in, n_max);
+  for (size_t i = 0; i < n_in; i++) {
+    struct stat st;
+    if (stat(in[i], &st) != 0 || S_ISDIR(st.st_mode)) continue;
+    strbuf_printf(&b, "input %s %lld %lld.%09ld\n", realpath(in[i], real) ? real : in[i],
+                  (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  }
+  free(in);
+  strbuf_printf(&b, "options target=%s weights=%s dense=%s layers=%d:%d sub-model=%d head=%d "
+                "expose=%s%s data-files=%s max-positions=%d tokenizer=%s\n",
+                o->target == EXPORT_TARGET_ORT ? "ort" : "standard", o->experts_fp32 ? "fp32" : "mxfp4",
+                o->dense == EXPORT_DENSE_FP32 ? "fp32" : o->dense == EXPORT_DENSE_BF16 ? "bf16" : "auto",
+                o->layer0, o->n_layers, o->sub_model, export_layout_has_head(L),
+                o->expose_routing ? "routing," : "", o->expose_hidden ? "hidden" : "",
+                o->per_rank_files ? "per-rank" : "single", o->max_positions,
+                a->tok_path ? (realpath(a->tok_path, real) ? real : a->tok_path) : "-");
+  /* per-rank files follow the plan: the rank count and stages are part of the layout then */
+  if (o->per_rank_files)
+    strbuf_printf(&b, "plan ranks=%d stages=%d groups=%d\n", d->size, d->plan.n_stages, d->plan.n_groups);
+  for (int f = 0; f < L->n_files; f++) {
+    char name[64];
+    export_layout_file_name(L, f, name, sizeof name);
+    strbuf_printf(&b, "file %d %s %llu\n", f, name, (unsigned long long)L->file_bytes[f]);
+  }
+  for (size_t i = 0; i < L->n_tensors; i++)
+    strbuf_printf(&b, "tensor %s %d %llu %llu\n", L->t[i].name, L->t[i].file,
+                  (unsigned long long)L->t[i].offset, (unsigned long long)L->t[i].n_bytes);
+  if (b.oom) {
+    strbuf_free(&b);
+    err_set(e, EXIT_RUNTIME, "out of memory (manifest)");
+    return NULL;
+  }
+  return b.p;
+}
+
+static long env_throttle_ms(void) {
+  const char *s = getenv("GPTOSS_EXPORT_THROTTLE");
+  long v = s ? strtol(s, NULL, 10) : 0;
+  return v > 0 && v < 600000 ? v : 0;
+}
+
 static int export_dist(dist *d, const export_args *a, err *e) {
   const double t_start = log_now();
   ckpt *ck = NULL;
   export_layout L = {0};
-  atomic_out *out = NULL;  /* rank 0: the staged output directory */
+  resume_dir *rd = NULL;   /* rank 0: OUT.partial, locked */
   char staged[PATH_MAX] = "";
-  int have_layout = 0, rc = -1;
+  int have_layout = 0, rc = -1, created = 0, have_journal = 0;
+  resume_records done = {0};
+  resume_journal jn = {.fd = -1};
   double t_data = 0, t_graph = 0;
   uint64_t graph_bytes = 0;
   size_t n_nodes = 0;
@@ -263,13 +335,35 @@ static int export_dist(dist *d, const export_args *a, err *e) {
            o.target == EXPORT_TARGET_ORT ? "int8 codes" : o.experts_fp32 ? "fp32" : "mxfp4", o.dense == EXPORT_DENSE_FP32 ? "fp32" : o.dense == EXPORT_DENSE_BF16 ? "bf16" : "auto",
            o.layer0, o.n_layers - 1, o.sub_model ? " (sub-model)" : "", o.max_positions);
 
-  /* the staged output directory (and its data file), made by rank 0 before anyone opens it;
-   * every rank registers it, so that a stopped rank removes it */
-  if (d->rank == 0 && export_dir_stage(&L, a->output, (long)getpid(), &out, e) == 0)
-    snprintf(staged, sizeof staged, "%s", atomic_path(out));
+  /* OUT.partial (and its data file), made or resumed by rank 0 before anyone opens it; a stop
+   * from now on keeps it for --resume */
+  if (d->rank == 0) {
+    char *manifest = manifest_make(a, ck, &L, d, e);
+    if (manifest && resume_dir_open(a->output, manifest, a->resume, &rd, e) == 0) {
+      created = resume_dir_created(rd);
+      if (export_dir_prepare(&L, resume_dir_path(rd), e) == 0)
+        snprintf(staged, sizeof staged, "%s", resume_dir_path(rd));
+    }
+    free(manifest);
+  }
   MPI_Bcast(staged, (int)sizeof staged, MPI_CHAR, 0, d->world);
-  if (d->rank != 0 && staged[0] && guard_add_output(staged) != 0)
-    err_set(e, EXIT_RUNTIME, "too many outputs staged at once");
+  MPI_Bcast(&created, 1, MPI_INT, 0, d->world);
+  if (dist_agree(d, e) != 0) goto out;
+  {
+    char note[PATH_MAX + 128];
+    snprintf(note, sizeof note, "; export interrupted, %s kept: rerun with --resume to continue it", staged);
+    guard_stop_note(note);
+  }
+  /* what the journals say is written (every rank reads them all: pieces are named by tensor and
+   * offset, not by the rank that wrote them), then this rank's own journal to append to */
+  if (!created && resume_records_read(staged, &done, e) == 0) {
+    uint64_t n_rec = done.n, n_bad = done.n_ignored;
+    if (d->rank == 0)
+      log_info("== resume: %s: %llu journaled pieces to verify%s", staged, (unsigned long long)n_rec,
+               n_bad ? " (and unreadable journal lines, ignored)" : "");
+  }
+  if (dist_agree(d, e) != 0) goto out;
+  have_journal = resume_journal_open(staged, d->rank, &jn, e) == 0;
   if (dist_agree(d, e) != 0) goto out;
 
   /* data: every rank its share, at offsets fixed by the layout; then the checkpoint must still be
@@ -279,15 +373,25 @@ static int export_dist(dist *d, const export_args *a, err *e) {
   log_info("== data: %s, %.1f MiB from %d rank%s", staged, total / 1048576.0, d->size,
            d->size > 1 ? "s" : "");
   data_progress dp = {.d = d};
+  export_resume res = {.done = created ? NULL : &done, .journal = &jn, .throttle_ms = env_throttle_ms()};
   progress_begin(&dp.pr, d, 1, "data", NULL, total, a->cc.progress_s);
   dist_pause(d, "export-data");
   if (dist_fault(d, "export-data", e) == 0 &&
-      export_write_share(ck, &L, &d->plan, d->rank, staged, on_chunk, &dp, e) == 0)
+      export_write_share(ck, &L, &d->plan, d->rank, staged, on_chunk, &dp, &res, e) == 0)
     ckpt_unchanged(ck, e);
   const uint64_t anon = dist_rss_anon();
   progress_end(&dp.pr);
   if (dist_agree(d, e) != 0) goto out;
   t_data = log_now() - t0;
+  {
+    uint64_t v[5] = {res.n_verified, res.verified_bytes, res.n_written, res.written_bytes, res.n_mismatch}, sum[5];
+    MPI_Reduce(v, sum, 5, MPI_UINT64_T, MPI_SUM, 0, d->world);
+    if (d->rank == 0)
+      log_info("   pieces: %llu verified (%.1f MiB, already written), %llu written (%.1f MiB); "
+               "%llu journaled piece%s did not match %s checksum", (unsigned long long)sum[0],
+               sum[1] / 1048576.0, (unsigned long long)sum[2], sum[3] / 1048576.0,
+               (unsigned long long)sum[4], sum[4] == 1 ? "" : "s", sum[4] == 1 ? "its" : "their");
+  }
 
   /* graph: rank 0, once every rank has written and synced its part */
   t0 = log_now();
@@ -300,13 +404,14 @@ static int export_dist(dist *d, const export_args *a, err *e) {
 
   /* publish: after the last work of every rank */
   log_info("== commit: %s", a->output);
+  resume_journal_close(&jn); /* the journals go with the publish */
   if (d->rank == 0) {
-    atomic_out *o1 = out;
-    out = NULL;
-    atomic_publish(o1, e);
+    resume_dir *r1 = rd;
+    rd = NULL;
+    resume_dir_publish(r1, e);
   }
   if (dist_agree(d, e) != 0) goto out;
-  guard_drop_output(staged);
+  guard_stop_note(NULL);
 
   /* summary */
   uint64_t mine_v[3] = {mine, anon, dist_peak_rss()};
@@ -325,9 +430,18 @@ static int export_dist(dist *d, const export_args *a, err *e) {
            n_nodes, graph_bytes / 1024.0, t_graph, t_all);
   rc = 0;
 out:
+  if (have_journal) resume_journal_close(&jn);
+  resume_records_free(&done);
   if (rc != 0) {
-    atomic_abort(out); /* rank 0: the staged directory and everything the ranks wrote in it */
-    if (staged[0]) guard_drop_output(staged);
+    /* a failure (the ranks agreed on it) removes the OUT.partial this run made, and keeps one
+     * it was resuming: the work of earlier jobs is never deleted */
+    if (rd && !created) {
+      char tail[PATH_MAX + 32];
+      snprintf(tail, sizeof tail, " (%s kept for --resume)", staged);
+      strncat(e->msg, tail, sizeof e->msg - strlen(e->msg) - 1);
+    }
+    resume_dir_close(rd, created);
+    guard_stop_note(NULL);
   }
   if (have_layout) export_layout_free(&L);
   ckpt_close(ck);

@@ -20,7 +20,9 @@ static void on_mpi_error(MPI_Comm *comm, int *code, ...) {
   int len = 0, rank = log_rank();
   if (MPI_Error_string(*code, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "error %d", *code);
   guard_cleanup();
-  fprintf(stderr, "gptoss-mpi: error: rank %d: MPI failure: %s (partial output removed)\n", rank, msg);
+  const char *note = guard_stop_note_text(); /* an export keeps its .partial for --resume */
+  fprintf(stderr, "gptoss-mpi: error: rank %d: MPI failure: %s%s\n", rank, msg,
+          note[0] ? note : " (partial output removed)");
   fflush(stderr);
   MPI_Abort(comm ? *comm : MPI_COMM_WORLD, EXIT_RUNTIME);
   _exit(EXIT_RUNTIME);

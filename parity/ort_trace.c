@@ -1,5 +1,6 @@
 /* An ONNX Runtime run as a trace (ort_trace.h). */
 #include "ort_trace.h"
+#include "resume.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -152,6 +153,7 @@ static int trace_for_run(trace *out, const gpt_config *c, int T, int n_layers, i
 
 int ort_trace_model_path(const char *arg, char *path, size_t len, err *e) {
   struct stat st;
+  if (resume_refuse_partial(arg, e) != 0) return -1; /* an unfinished export (shards/resume.h) */
   if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
     if ((size_t)snprintf(path, len, "%s/onnx/model.onnx", arg) >= len)
       return err_set(e, EXIT_USAGE, "%s: path too long", arg);

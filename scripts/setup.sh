@@ -33,6 +33,8 @@ fi
 if [ "${1:-}" = "--test" ]; then
   PKGS+=(clang libclang-rt-14-dev)
   PKGS+=(slurmctld slurmd slurm-client munge)
+  # independent XXH64 implementations for the xxh64 test (tests/resume_test.py)
+  PKGS+=(xxhash python3-xxhash)
 fi
 
 missing=()

@@ -212,6 +212,18 @@ static void die_of(int sig) {
   _exit(128 + sig);
 }
 
+/* Said after the stop line (guard_stop_note); set before the work it describes starts. */
+static char g_note[PATH_MAX + 256];
+
+void guard_stop_note(const char *note) {
+  size_t n = 0;
+  if (note)
+    for (; note[n] && n < sizeof g_note - 1; n++) g_note[n] = note[n];
+  g_note[n] = '\0';
+}
+
+const char *guard_stop_note_text(void) { return g_note; }
+
 static void on_stop(int sig) {
   /* the cleanup first: when mpirun itself is signalled it follows its SIGTERM with a SIGKILL a few
    * milliseconds later (measured: 8 ms), and an output left behind is worse than a lost line */
@@ -219,7 +231,9 @@ static void on_stop(int sig) {
   if (g_rank == 0 && !g_finishing) {
     say("gptoss-mpi: stopped by ");
     say(sig_name(sig));
-    say(n ? " (partial output removed)\n" : "\n");
+    if (n) say(" (partial output removed)");
+    say(g_note);
+    say("\n");
     say_end();
   }
   die_of(sig);

@@ -31,6 +31,12 @@ void guard_install(int rank, int size);
  * of a failed job) removes what is staged but prints nothing more. */
 void guard_finishing(void);
 
+/* Text added to rank 0's stop line (e.g. "; the export is unfinished: rerun with --resume"),
+ * copied; NULL or "" for none. */
+void guard_stop_note(const char *note);
+/* The current note ("" if none). */
+const char *guard_stop_note_text(void);
+
 /* A staged output (file or directory tree) to remove if the process is stopped. Returns -1 if
  * the registry is full or the path too long (the caller should refuse to start the work). */
 int guard_add_output(const char *path);

@@ -71,7 +71,9 @@ EOF
 #SBATCH --job-name=$name
 $(grep '^#SBATCH' <<<"$size")
 #SBATCH --output=%x-%j.out
-#SBATCH --signal=B:TERM@120
+#SBATCH --open-mode=append
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@120
 
 $(grep '^export GPTOSS_STAGES' <<<"$size")
 

@@ -533,7 +533,7 @@ def signals():
         env = dict(ENV, GPTOSS_PAUSE="0:export-data:60")
         p = background(["mpirun", "-np", "2", BIN, "export", ck, "--output", os.path.join(out, "onnx")], env)
         p.wait_paused()
-        staged = [f for f in os.listdir(out) if f.startswith(".onnx.tmp.")]
+        staged = [f for f in os.listdir(out) if f == "onnx.partial"]
         t = time.monotonic()
         if target == "mpirun":
             p.send_signal(sig)
@@ -552,8 +552,13 @@ def signals():
             # once it has seen them die: the line is best effort there (printed when it makes it)
             print(f"{what}: rank 0's stop line {'arrived' if 'stopped by SIG' in err else 'was dropped by mpirun'}")
         else:
-            check(f"{what}: says so", "stopped by SIG" in err, err[-600:])
-        check(f"{what}: nothing left, hidden or not", os.listdir(out) == [], str(os.listdir(out)))
+            check(f"{what}: says so", "stopped by SIG" in err and "rerun with --resume" in err, err[-600:])
+        # an export is resumable: it keeps onnx.partial (never the output name), and --resume ends it
+        check(f"{what}: only onnx.partial left", os.listdir(out) == ["onnx.partial"], str(os.listdir(out)))
+        r = subprocess.run(["mpirun", "-np", "2", BIN, "export", ck, "--output", os.path.join(out, "onnx"), "--resume", "-q"],
+                           capture_output=True, text=True, env=ENV, timeout=120)
+        check(f"{what}: --resume finishes it", r.returncode == 0 and os.listdir(out) == ["onnx"],
+              f"exit {r.returncode}, {os.listdir(out)}: {r.stderr[-300:]}")
     # a trace being written by `run`, stopped by SIGTERM to its only rank
     out = os.path.join(WORK, "sig-run")
     os.makedirs(out)

@@ -31,3 +31,6 @@ slurm_job_test(slurm_rank_failure 120 rank_failure)
 slurm_job_test(slurm_sigterm 150 sigterm)
 slurm_job_test(slurm_time_limit 200 time_limit)
 slurm_job_test(slurm_sized_scripts 180 sized_scripts)
+# SIGUSR1 mid-export -> the job requeues itself -> export --resume, byte-identical; ~1 min (the
+# requeued job waits the test cluster's cred_expire=15 s)
+slurm_job_test(slurm_requeue_resume 240 requeue)

@@ -14,6 +14,8 @@
 # SLURM_TEST_CPUS CPUs declared (default 16: more than the real cores, allowed by
 # config_overrides, so that the 20B script's 8 tasks and a 16-task 120B layout can be submitted as
 # dry runs) and SLURM_TEST_MEM MiB of memory (default 131072; nothing enforces it: task/none).
+# The credential lifetime is SLURM_TEST_CRED_EXPIRE s (default 15, Slurm's default is 120): a
+# requeued job waits that long before it can start again (slurm_requeue_resume).
 set -uo pipefail
 
 die() { echo "slurm_cluster: $*" >&2; exit 1; }
@@ -122,7 +124,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=${d}/munge/munge.socket
+AuthInfo=socket=${d}/munge/munge.socket,cred_expire=${SLURM_TEST_CRED_EXPIRE:-15}
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none

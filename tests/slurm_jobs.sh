@@ -18,6 +18,11 @@
 #                         143, "STOPPED" + rerun hint in the log, temporary output removed, no rank left
 #   time_limit            --time=1 with --signal=B:TERM@45 and a step that would run for minutes:
 #                         stopped before the limit, no finished-looking output
+#   requeue               SIGUSR1 (the scripts' time-limit warning, --signal=B:USR1@120) to the
+#                         batch shell mid-export (throttled: GPTOSS_EXPORT_THROTTLE): the job
+#                         stops the export, requeues itself, and the requeued run (same job id,
+#                         log appended) continues with export --resume, verifying the pieces
+#                         written before; its model is byte-identical to an uninterrupted export
 #   sized_scripts         slurm/gpt-oss-{20b,120b}.sbatch equal to what slurm/update-recipes.sh
 #                         writes from the plan of the real shapes (sparse checkpoints), and both
 #                         submitted as dry runs
@@ -221,6 +226,55 @@ assert sorted(f['layers'].keys()) == ['0', '1', '2', '3']
     check "no output left (no COMPLETED, no onnx, no .partial)" "nothing_left"
     sleep 1
     check "no rank of the job left running" "! pgrep -f -- '$W/ck' >/dev/null"
+    ;;
+
+  requeue)
+    synth_tiny
+    # the reference: the same export, uninterrupted, outside Slurm (bytes do not depend on the
+    # rank count)
+    mpirun --oversubscribe -np 2 "$GPTOSS_BIN" export "$W/ck" --output "$W/ref" -q || { echo "FAIL: reference export"; exit 1; }
+    export GPTOSS_CKPT=$W/ck GPTOSS_STEPS=export GPTOSS_LAUNCH=srun
+    id=$(GPTOSS_EXPORT_THROTTLE=250 sbatch --parsable -J rq --chdir="$W" -n 4 "$GENERIC" 2>"$W/rq.sbatch.err" | cut -d ';' -f 1)
+    cat "$W/rq.sbatch.err"
+    [ -n "$id" ] || { echo "FAIL: sbatch"; exit 1; }
+    J=$W/out/rq-$id
+    # wait until the export has journaled some pieces, then the time-limit warning
+    lines=0
+    for _ in $(seq 1 240); do
+      lines=$(cat "$J"/.partial/onnx.partial/journal.* 2>/dev/null | wc -l)
+      [ "$lines" -ge 40 ] && break
+      sleep 0.25
+    done
+    echo "pieces journaled before the signal: $lines"
+    check "export journaling pieces before the signal" "[ $lines -ge 40 ]"
+    t0=$(now)
+    scancel --batch --signal=USR1 "$id"
+    # the job requeues itself and runs again (same id) after the credential lifetime
+    state=""; restarts=0
+    for _ in $(seq 1 600); do
+      info=$(scontrol show job "$id" 2>/dev/null)
+      state=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$info" | head -n 1)
+      restarts=$(sed -n 's/.*Restarts=\([0-9]*\).*/\1/p' <<<"$info" | head -n 1)
+      case $state in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY)
+        [ "${restarts:-0}" -ge 1 ] && break ;;
+      esac
+      sleep 0.5
+    done
+    echo "job $id: $state after $(secs "$t0" "$(now)") s from the signal, $restarts restart(s)"
+    LOG=$W/rq-$id.out
+    echo "---- $LOG"; cat "$LOG"; echo "----"
+    check "requeued once, then COMPLETED" "[ '$state' = COMPLETED ] && [ '${restarts:-0}' -eq 1 ]"
+    check "the warning noticed, the step stopped, the job requeued" "grep -q 'received SIGUSR1' '$LOG' && grep -q \"step 'export' stopped after\" '$LOG' && grep -q 'REQUEUED: job $id' '$LOG'"
+    check "the tool said the export is kept for --resume" "grep -q 'rerun with --resume' '$LOG'"
+    check "both runs in the one log (--open-mode=append)" "grep -q 'requeued run 1 of job $id' '$LOG'"
+    check "export --resume in the command" "[ \"\$(grep -c 'step export: .* export .* --resume' '$LOG')\" -eq 2 ]"
+    verified=$(sed -n 's/.*pieces: \([0-9]*\) verified.*/\1/p' "$LOG" | tail -n 1)
+    echo "pieces verified by the requeued run: ${verified:-none}"
+    check "the requeued run verified the pieces written before (${verified:-0} >= $lines)" "[ '${verified:-0}' -ge $lines ]"
+    check "DONE, COMPLETED written" "grep -q 'gptoss-job: DONE (ok)' '$LOG' && grep -qx 'status: ok' '$J/COMPLETED'"
+    check "no .partial, no bookkeeping left" "[ ! -e '$J/.partial' ] && [ ! -e '$J/.job' ] && [ ! -e '$J/.steps-done' ] && [ ! -e '$J/onnx.partial' ]"
+    check "model byte-identical to an uninterrupted export (every file)" "diff -r '$W/ref' '$J/onnx'"
+    check "same files as the reference" "[ \"\$(cd '$W/ref' && find . -type f | sort)\" = \"\$(cd '$J/onnx' && find . -type f | sort)\" ]"
     ;;
 
   sized_scripts)
