@@ -11,8 +11,14 @@
  *   ort_logits_keep time MODEL.onnx IDS_FILE T K THREADS
  *       a benchmark (bench/bench_ort.sh): session creation, the session's first call, then the
  *       measured prefill of the first T ids with num_logits_to_keep = K (process CPU time next
- *       to wall time); prints one line of "key value" pairs and the argmax of the last logits. */
+ *       to wall time); prints one line of "key value" pairs, the argmax of the last logits and
+ *       VmHWM / RssAnon / RssFile.
+ *   ort_logits_keep readbw BYTES THREADS REPEAT
+ *       a plain read of BYTES of memory (filled first) by THREADS threads, REPEAT times: the
+ *       bandwidth bound of a GEMV over a weight of that size (the unembedding). */
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +166,82 @@ static int check(ort_runtime *rt, const char *model, int T) {
   return n_fail ? 1 : 0;
 }
 
+/* VmHWM / RssAnon / RssFile of this process, MiB */
+static void mem_line(char *buf, size_t n) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long hwm = -1, anon = -1, file = -1;
+  while (f && fgets(line, sizeof line, f)) {
+    sscanf(line, "VmHWM: %ld", &hwm);
+    sscanf(line, "RssAnon: %ld", &anon);
+    sscanf(line, "RssFile: %ld", &file);
+  }
+  if (f) fclose(f);
+  snprintf(buf, n, "VmHWM_MiB %ld RssAnon_MiB %ld RssFile_MiB %ld", hwm / 1024, anon / 1024, file / 1024);
+}
+
+typedef struct {
+  const uint64_t *p;
+  size_t n;
+  uint64_t sum;
+} read_part;
+
+static void *read_run(void *arg) {
+  read_part *r = arg;
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  size_t i = 0;
+  for (; i + 4 <= r->n; i += 4) {
+    a ^= r->p[i];
+    b ^= r->p[i + 1];
+    c ^= r->p[i + 2];
+    d ^= r->p[i + 3];
+  }
+  for (; i < r->n; i++) a ^= r->p[i];
+  r->sum = a ^ b ^ c ^ d;
+  return NULL;
+}
+
+static int readbw(double bytes, int threads, int repeat) {
+  const size_t n = (size_t)(bytes / 8);
+  uint64_t *p = malloc(n * 8);
+  if (!p || threads < 1 || threads > 16 || repeat < 1) {
+    free(p);
+    fprintf(stderr, "readbw: cannot allocate %.0f bytes or bad arguments\n", bytes);
+    return 1;
+  }
+  for (size_t i = 0; i < n; i++) p[i] = i * 0x9E3779B97F4A7C15ull;
+  double best = 1e30, times[64];
+  uint64_t sink = 0;
+  for (int r = 0; r < repeat && r < 64; r++) {
+    pthread_t th[16];
+    read_part parts[16];
+    const double t0 = now();
+    for (int t = 0; t < threads; t++) {
+      const size_t a = n * (size_t)t / (size_t)threads, b = n * (size_t)(t + 1) / (size_t)threads;
+      parts[t] = (read_part){p + a, b - a, 0};
+      pthread_create(&th[t], NULL, read_run, &parts[t]);
+    }
+    for (int t = 0; t < threads; t++) {
+      pthread_join(th[t], NULL);
+      sink ^= parts[t].sum;
+    }
+    times[r] = now() - t0;
+    best = times[r] < best ? times[r] : best;
+  }
+  const int m = repeat < 64 ? repeat : 64;
+  for (int i = 1; i < m; i++) /* sort for the median */
+    for (int j = i; j > 0 && times[j] < times[j - 1]; j--) {
+      const double t = times[j];
+      times[j] = times[j - 1];
+      times[j - 1] = t;
+    }
+  printf("read_bytes %.0f threads %d median_s %.3f min_s %.3f median_GB_s %.2f best_GB_s %.2f (xor %llx)\n",
+         (double)n * 8, threads, times[m / 2], best, (double)n * 8 / times[m / 2] / 1e9,
+         (double)n * 8 / best / 1e9, (unsigned long long)(sink & 0xff));
+  free(p);
+  return 0;
+}
+
 static int time_it(ort_runtime *rt, const char *model, const char *ids_file, int T, int64_t K,
                    int threads) {
   FILE *fp = fopen(ids_file, "r");
@@ -203,9 +285,11 @@ static int time_it(ort_runtime *rt, const char *model, const char *ids_file, int
     int64_t best = 0;
     for (int64_t i = 1; i < V; i++)
       if (last[i] > last[best]) best = i;
+    char mem[160];
+    mem_line(mem, sizeof mem);
     printf("create_s %.2f first_prefill%d_s %.2f (cpu %.1f) prefill%d_s %.2f (cpu %.1f) "
-           "keep %lld logits_rows %lld next_id %lld\n",
-           create, T, w[0], c[0], T, w[1], c[1], (long long)K, (long long)rows, (long long)best);
+           "keep %lld logits_rows %lld %s next_id %lld\n",
+           create, T, w[0], c[0], T, w[1], c[1], (long long)K, (long long)rows, mem, (long long)best);
   }
   ort_outputs_free(out, 2);
   ort_session_close(s);
@@ -216,9 +300,11 @@ static int time_it(ort_runtime *rt, const char *model, const char *ids_file, int
 int main(int argc, char **argv) {
   const int is_check = argc == 4 && !strcmp(argv[1], "check");
   const int is_time = argc == 7 && !strcmp(argv[1], "time");
+  if (argc == 5 && !strcmp(argv[1], "readbw")) return readbw(atof(argv[2]), atoi(argv[3]), atoi(argv[4]));
   if (!is_check && !is_time) {
     fprintf(stderr, "usage: ort_logits_keep check MODEL.onnx T\n"
-                    "       ort_logits_keep time MODEL.onnx IDS_FILE T K THREADS\n");
+                    "       ort_logits_keep time MODEL.onnx IDS_FILE T K THREADS\n"
+                    "       ort_logits_keep readbw BYTES THREADS REPEAT\n");
     return 2;
   }
   err e = {0};
