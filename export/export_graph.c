@@ -239,6 +239,26 @@ static const char *unembedding(gctx *x, const char *hn) {
   return nd ? out : NULL;
 }
 
+/* The rows of the final norm's output hn [B*S, D] whose logits are computed: of each row of the
+ * batch its last k positions, k = max(num_logits_to_keep, 0), all of them when k is 0 or at least
+ * S (Slice with starts = -k on the sequence axis: -0 = 0 = all). The norm is per position, so
+ * slicing its output equals slicing its input, and the fused norm of the ort target (whose
+ * residual sum is exposed as hidden.{L-1}.after_mlp for every position) stays whole; the
+ * unembedding, the one costly op of the head, runs over the kept rows only. [B*k, D] */
+static const char *kept_rows(gctx *x, const char *hn) {
+  onnx_graph *g = x->root;
+  const int64_t zero = 0, one = 1, end = INT64_MAX;
+  const int64_t flat[2] = {-1, x->c->hidden};
+  const char *k = gx_op(x, g, "/logits_to_keep", "Max", NULL,
+                        IN(EXPORT_LOGITS_TO_KEEP, gx_i64_scalar(x, 0)), NULL);
+  const char *nk = gx_op(x, g, "/logits_to_keep", "Neg", NULL, IN(k), NULL);
+  const char *st = gx_op(x, g, "/logits_to_keep", "Unsqueeze", NULL, IN(nk, gx_i64(x, 1, &zero)), NULL);
+  const char *h3 = gx_op(x, g, "/logits_to_keep", "Reshape", "Reshape_in", IN(hn, x->shape_d), NULL);
+  const char *sl = gx_op(x, g, "/logits_to_keep", "Slice", NULL,
+                         IN(h3, st, gx_i64(x, 1, &end), gx_i64(x, 1, &one)), NULL);
+  return gx_op(x, g, "/logits_to_keep", "Reshape", "Reshape_out", IN(sl, gx_i64(x, 2, flat)), NULL);
+}
+
 /* ------------------------------------------------------------------ the model */
 
 const gx_target export_target_standard = {"standard", export_attn_core, export_moe_block,
@@ -272,7 +292,9 @@ static void declare_io(gctx *x) {
   onnx_graph_add_input(g, "input_ids", ONNX_INT64, 2, bs);
   onnx_graph_add_input(g, "attention_mask", ONNX_INT64, 2, total);
   onnx_graph_add_input(g, "position_ids", ONNX_INT64, 2, bs);
-  onnx_graph_add_output(g, "logits", ONNX_FLOAT, 3, logits);
+  /* [batch, k or sequence_length, V] (num_logits_to_keep below) */
+  const onnx_dim kept[3] = {{0, EXPORT_DIM_BATCH}, {0, EXPORT_DIM_LOGITS}, {L->c.vocab, NULL}};
+  onnx_graph_add_output(g, "logits", ONNX_FLOAT, 3, kept);
   onnx_dim past[4] = {{0, EXPORT_DIM_BATCH}, {L->c.n_kv_heads, NULL}, {0, EXPORT_DIM_PAST},
                       {L->c.head_dim, NULL}};
   onnx_dim present[4] = {{0, EXPORT_DIM_BATCH}, {L->c.n_kv_heads, NULL}, {0, EXPORT_DIM_TOTAL},
@@ -283,6 +305,12 @@ static void declare_io(gctx *x) {
     onnx_graph_add_output(g, onnx_graph_strf(g, EXPORT_PRESENT_KEY, l), ONNX_FLOAT, 4, present);
     onnx_graph_add_output(g, onnx_graph_strf(g, EXPORT_PRESENT_VALUE, l), ONNX_FLOAT, 4, present);
   }
+  /* optional: a graph input with an initializer of the same name is an overridable default (IR
+   * >= 4); a client that does not feed it (ONNX Runtime GenAI, transformers.js) gets every
+   * position's logits, as before the input existed */
+  const int64_t all = 0;
+  onnx_graph_add_input(g, EXPORT_LOGITS_TO_KEEP, ONNX_INT64, 0, NULL);
+  onnx_graph_add_const(g, EXPORT_LOGITS_TO_KEEP, ONNX_INT64, 0, NULL, &all, sizeof all);
 }
 
 int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
@@ -326,8 +354,17 @@ int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
   if (export_layout_has_head(L)) {
     const char *hn = x->target->add_norm(x, "/norm", h, delta, dscope, "norm.scale", &h);
     expose_after_mlp(x, last, h);
-    const char *lg = unembedding(x, hn);
-    gx_op_named(x, g, "/unembedding", "Reshape", NULL, "logits", IN(lg, x->shape_v), NULL);
+    if (L->o.sub_model) {
+      const char *lg = unembedding(x, hn);
+      gx_op_named(x, g, "/unembedding", "Reshape", NULL, "logits", IN(lg, x->shape_v), NULL);
+    } else {
+      /* [B*k, V] -> [B, k, V] */
+      const int64_t rest = -1, V = x->c->vocab;
+      const char *shape = gx_op_i(x, g, "/shapes", "Concat", "logits", "axis", 0,
+                                  IN(x->B1, gx_i64(x, 1, &rest), gx_i64(x, 1, &V)));
+      const char *lg = unembedding(x, kept_rows(x, hn));
+      gx_op_named(x, g, "/unembedding", "Reshape", NULL, "logits", IN(lg, shape), NULL);
+    }
   } else {
     h = gx_op(x, g, dscope, "Add", "residual", IN(h, delta), NULL);
     expose_after_mlp(x, last, h);

@@ -43,6 +43,10 @@
 #define EXPORT_DIM_SEQUENCE "sequence_length"
 #define EXPORT_DIM_PAST "past_sequence_length"
 #define EXPORT_DIM_TOTAL "total_sequence_length"
+/* int64 scalar input with an initializer of the same name (0): an overridable default. 0 = the
+ * logits of every position, k > 0 = of the last k (Hugging Face's logits_to_keep). */
+#define EXPORT_LOGITS_TO_KEEP "num_logits_to_keep"
+#define EXPORT_DIM_LOGITS "logits_sequence_length" /* = sequence_length, or k when fed k in 1..S */
 
 /* Build the model graph for layout L (its options say weights, layers and exposed outputs).
  * Caller owns *out (onnx_graph_free). */

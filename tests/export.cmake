@@ -42,3 +42,13 @@ add_test(NAME export_ort
                  $<TARGET_FILE:test_export_ort> ${CMAKE_CURRENT_BINARY_DIR}/export-ort-work)
 set_tests_properties(export_ort PROPERTIES LABELS "export;mpi;golden;parity;ort" TIMEOUT 900
   ENVIRONMENT "GOLDEN=${GOLDEN}")
+# The decoder's optional num_logits_to_keep (both targets, case-a): not fed / 0 = every position's
+# logits; k = 1, 3 = their last k rows bit for bit; the cache unchanged; an overridable initializer
+# (not in the session's inputs). ort_logits_keep is also bench_ort.sh's prefill driver. ~10 s
+add_executable(ort_logits_keep ${CMAKE_CURRENT_SOURCE_DIR}/ort_logits_keep.c)
+target_link_libraries(ort_logits_keep PRIVATE parity pthread)
+add_test(NAME export_logits_keep
+         COMMAND ${PY3} ${CMAKE_CURRENT_SOURCE_DIR}/export_logits_keep.py ${GPTOSS_BIN}
+                 $<TARGET_FILE:ort_logits_keep> ${CMAKE_CURRENT_BINARY_DIR}/export-logits-keep-work)
+set_tests_properties(export_logits_keep PROPERTIES LABELS "export;mpi;golden;ort" TIMEOUT 300
+  ENVIRONMENT "GOLDEN=${GOLDEN}")
