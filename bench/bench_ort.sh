@@ -47,8 +47,8 @@ echo "checkpoint_bytes: $ck_bytes"
 declare -A FILE
 for v in standard ort; do
   case $v in
-    standard) args=() ;;
-    ort) args=(--target ort) ;;
+    standard) args=(--logits-to-keep) ;;
+    ort) args=(--target ort --logits-to-keep) ;;
   esac
   rm -rf "$WORK/ex-$v"
   t0=$(date +%s.%N)

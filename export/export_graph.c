@@ -293,7 +293,9 @@ static void declare_io(gctx *x) {
   onnx_graph_add_input(g, "attention_mask", ONNX_INT64, 2, total);
   onnx_graph_add_input(g, "position_ids", ONNX_INT64, 2, bs);
   /* [batch, k or sequence_length, V] (num_logits_to_keep below) */
-  const onnx_dim kept[3] = {{0, EXPORT_DIM_BATCH}, {0, EXPORT_DIM_LOGITS}, {L->c.vocab, NULL}};
+  const onnx_dim kept[3] = {{0, EXPORT_DIM_BATCH},
+                            {0, L->o.logits_to_keep ? EXPORT_DIM_LOGITS : EXPORT_DIM_SEQUENCE},
+                            {L->c.vocab, NULL}};
   onnx_graph_add_output(g, "logits", ONNX_FLOAT, 3, kept);
   onnx_dim past[4] = {{0, EXPORT_DIM_BATCH}, {L->c.n_kv_heads, NULL}, {0, EXPORT_DIM_PAST},
                       {L->c.head_dim, NULL}};
@@ -305,12 +307,14 @@ static void declare_io(gctx *x) {
     onnx_graph_add_output(g, onnx_graph_strf(g, EXPORT_PRESENT_KEY, l), ONNX_FLOAT, 4, present);
     onnx_graph_add_output(g, onnx_graph_strf(g, EXPORT_PRESENT_VALUE, l), ONNX_FLOAT, 4, present);
   }
-  /* optional: a graph input with an initializer of the same name is an overridable default (IR
-   * >= 4); a client that does not feed it (ONNX Runtime GenAI, transformers.js) gets every
-   * position's logits, as before the input existed */
-  const int64_t all = 0;
-  onnx_graph_add_input(g, EXPORT_LOGITS_TO_KEEP, ONNX_INT64, 0, NULL);
-  onnx_graph_add_const(g, EXPORT_LOGITS_TO_KEEP, ONNX_INT64, 0, NULL, &all, sizeof all);
+  /* --logits-to-keep: a graph input with an initializer of the same name is an overridable
+   * default (IR >= 4); a client that does not feed it (ONNX Runtime GenAI, transformers.js) gets
+   * every position's logits. Opt-in: ORT warns about such an input at every session creation */
+  if (L->o.logits_to_keep) {
+    const int64_t all = 0;
+    onnx_graph_add_input(g, EXPORT_LOGITS_TO_KEEP, ONNX_INT64, 0, NULL);
+    onnx_graph_add_const(g, EXPORT_LOGITS_TO_KEEP, ONNX_INT64, 0, NULL, &all, sizeof all);
+  }
 }
 
 int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
@@ -354,7 +358,7 @@ int export_graph_build(const export_layout *L, onnx_graph **out, err *e) {
   if (export_layout_has_head(L)) {
     const char *hn = x->target->add_norm(x, "/norm", h, delta, dscope, "norm.scale", &h);
     expose_after_mlp(x, last, h);
-    if (L->o.sub_model) {
+    if (!L->o.logits_to_keep) {
       const char *lg = unembedding(x, hn);
       gx_op_named(x, g, "/unembedding", "Reshape", NULL, "logits", IN(lg, x->shape_v), NULL);
     } else {

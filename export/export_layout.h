@@ -56,6 +56,8 @@ typedef struct {
   int max_positions;       /* rows of the RoPE caches = longest sequence the model accepts */
   int per_rank_files;      /* 1: --data-files per-rank */
   int expose_routing, expose_hidden;
+  int logits_to_keep;      /* 1: --logits-to-keep: the optional num_logits_to_keep input (not in
+                            * a sub-model) */
 } export_opts;
 
 typedef enum {

@@ -69,6 +69,12 @@ static const char export_usage[] =
     "                        rank count) or per-rank (model.onnx.data.<rank>)\n"
     "  --max-positions N     longest sequence (rows of the RoPE caches; default\n"
     "                        initial_context_length x rope_scaling_factor)\n"
+    "  --logits-to-keep      add the optional int64 input num_logits_to_keep (Hugging Face's\n"
+    "                        logits_to_keep: 0 = every position's logits, k = the last k), so\n"
+    "                        a prefill can skip the unembedding of the other positions. An\n"
+    "                        overridable initializer: only the ONNX Runtime C/C++/Python APIs\n"
+    "                        can feed it (not onnxruntime-node), and ORT logs a warning about\n"
+    "                        it at session creation; docs/export.md\n"
     "  --stages S            pipeline stages of the shard plan (must divide the rank count)\n"
     "  --tokenizer F         write tokenizer.json and tokenizer_config.json (harmony chat\n"
     "                        template) made from this vocabulary (tokenizer.json or\n"
@@ -81,11 +87,13 @@ static const char export_usage[] =
     "                        DIR.partial it starts from scratch\n";
 
 enum { OPT_OUTPUT = CLI_OPT_FIRST_COMMAND_OPT, OPT_TARGET, OPT_WEIGHTS, OPT_DENSE, OPT_MAXLAYERS, OPT_EXPOSE,
-       OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES, OPT_LAYERS, OPT_TOKENIZER, OPT_RESUME };
+       OPT_DATAFILES, OPT_MAXPOS, OPT_STAGES, OPT_LAYERS, OPT_TOKENIZER, OPT_RESUME,
+       OPT_LOGITS_KEEP };
 
 typedef struct {
   const char *ckpt, *output, *tok_path;
-  int target, experts_fp32, dense, per_rank, expose_routing, expose_hidden, resume;
+  int target, experts_fp32, dense, per_rank, expose_routing, expose_hidden, resume,
+      logits_to_keep;
   long max_layers, max_positions, stages;
   long layer_a, layer_b;       /* --layers A:B (layer_b 0 = not given) */
   cli_common cc;
@@ -134,6 +142,7 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
       {"layers", required_argument, 0, OPT_LAYERS},
       {"tokenizer", required_argument, 0, OPT_TOKENIZER},
       {"resume", no_argument, 0, OPT_RESUME},
+      {"logits-to-keep", no_argument, 0, OPT_LOGITS_KEEP},
       {0, 0, 0, 0}};
   memset(a, 0, sizeof *a);
   a->dense = EXPORT_DENSE_BF16;
@@ -192,6 +201,7 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
         if (parse_layers(optarg, a) != 0) return EXIT_USAGE;
         break;
       case OPT_RESUME: a->resume = 1; break;
+      case OPT_LOGITS_KEEP: a->logits_to_keep = 1; break;
       default: return cli_bad_option("export");
     }
   }
@@ -200,6 +210,8 @@ static int parse_args(int argc, char **argv, export_args *a, int *rc) {
   if (!a->output || !*a->output) return cli_usage_error("export", "--output DIR is required");
   if (a->layer_b && a->max_layers)
     return cli_usage_error("export", "give at most one of --layers and --max-layers");
+  if (a->layer_b && a->logits_to_keep)
+    return cli_usage_error("export", "--logits-to-keep is for the decoder, not a --layers sub-model");
   return 0;
 }
 
@@ -310,7 +322,8 @@ static int export_dist(dist *d, const export_args *a, err *e) {
   if (dist_agree(d, e) != 0) goto out;
   export_opts o = {.target = a->target, .experts_fp32 = a->experts_fp32, .dense = a->dense,
                    .n_layers = c.n_layers, .per_rank_files = a->per_rank,
-                   .expose_routing = a->expose_routing, .expose_hidden = a->expose_hidden};
+                   .expose_routing = a->expose_routing, .expose_hidden = a->expose_hidden,
+                   .logits_to_keep = a->logits_to_keep};
   if (a->max_layers) o.n_layers = c.n_layers = (int)a->max_layers;
   if (a->layer_b) {
     o.sub_model = 1;

@@ -132,7 +132,7 @@ def test_structure():
     check(ops == [("", 23), ("com.microsoft", 1)], f"opset_import {ops}")
     ins = [i.name for i in g.input]
     want_in = ["input_ids", "attention_mask", "position_ids"] + \
-        [f"past_key_values.{n}.{kv}" for n in range(L) for kv in ("key", "value")] + ["num_logits_to_keep"]
+        [f"past_key_values.{n}.{kv}" for n in range(L) for kv in ("key", "value")]
     check(ins == want_in, f"inputs {ins}")
     outs = [o.name for o in g.output]
     check(outs[:3] == ["logits", "present.0.key", "present.0.value"] and len(outs) == 1 + 7 * L,

@@ -159,11 +159,10 @@ def test_structure():
         for n in range(L):
             for kv in ("key", "value"):
                 want_in.append((f"past_key_values.{n}.{kv}", 1, ["batch_size", KV, "past_sequence_length", Dh]))
-        want_in.append(("num_logits_to_keep", 7, []))
         if ins != want_in:
             fail(f"{w}: inputs {ins}")
         bs = ["batch_size", "sequence_length"]
-        want = {"logits": (1, ["batch_size", "logits_sequence_length", V])}
+        want = {"logits": (1, bs + [V])}
         for n in range(L):
             for kv in ("key", "value"):
                 want[f"present.{n}.{kv}"] = (1, ["batch_size", KV, "total_sequence_length", Dh])
