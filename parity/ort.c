@@ -80,7 +80,9 @@ enum { ORT_ARENA_ALLOCATOR = 1, ORT_MEM_DEFAULT = 0 }; /* OrtAllocatorType, OrtM
   X(ReleaseValue, 96, void, (OrtValue *))                                                       \
   X(ReleaseTypeInfo, 98, void, (OrtTypeInfo *))                                                 \
   X(ReleaseTensorTypeAndShapeInfo, 99, void, (OrtTensorTypeAndShapeInfo *))                    \
-  X(ReleaseSessionOptions, 100, void, (OrtSessionOptions *))
+  X(ReleaseSessionOptions, 100, void, (OrtSessionOptions *))                                   \
+  X(AddSessionConfigEntry, 130, OrtStatus *,                                                    \
+    (OrtSessionOptions *, const char *key, const char *value))
 
 #define X_TYPEDEF(name, slot, ret, args) typedef ret(*fn_##name) args;
 ORT_SLOTS(X_TYPEDEF)
@@ -122,7 +124,7 @@ const char *ort_lib_path(const ort_runtime *rt) { return rt->path; }
 const char *ort_session_path(const ort_session *s) { return s->path; }
 
 ort_session_opts ort_session_opts_default(void) {
-  ort_session_opts o = {0, 99, NULL};
+  ort_session_opts o = {0, 99, NULL, 0};
   return o;
 }
 
@@ -365,6 +367,9 @@ int ort_session_open(ort_runtime *rt, const char *model_path, const ort_session_
   if (!st) st = f->SetIntraOpNumThreads(so, o->intra_threads);
   if (!st) st = f->SetSessionGraphOptimizationLevel(so, o->opt_level);
   if (!st && o->optimized_model_path) st = f->SetOptimizedModelFilePath(so, o->optimized_model_path);
+  /* prepacking copies every weight a kernel prepacks (MatMul's B) into a second, kernel-shaped
+   * buffer: for a sub-model of 120b widths it doubles the resident weights */
+  if (!st && o->disable_prepacking) st = f->AddSessionConfigEntry(so, "session.disable_prepacking", "1");
   if (st) {
     st_fail(rt, st, e, "%s: cannot set session options", model_path);
     goto fail;

@@ -262,3 +262,50 @@ int plan_default_stages(const gpt_config *c, int n_ranks, int max_tokens, int ma
   }
   return best;  /* 0 when no split is valid: plan_make then reports why for 1 stage */
 }
+
+int plan_parity_unit_rank(const plan *p, int layer) {
+  int s = 0;
+  while (s + 1 < p->n_stages && p->stage_layer0[s + 1] <= layer) s++;
+  return s * p->n_groups + (layer - p->stage_layer0[s]) % p->n_groups;
+}
+
+/* Resident bytes of ONNX Runtime running one sub-model of one layer (plus the head) on T
+ * positions, without prepacking (ort.h), as measured at 120b widths (docs/scaling.md):
+ * - the bf16 dense tensors (attention, router, norms) are folded to fp32 at session creation, and
+ *   the bf16 initializer and its fp32 copy are both resident: 3 times their bf16 bytes; the
+ *   unembedding, folded chunk by chunk, 3.25 times (measured 3.24);
+ * - the MXFP4 experts stay in the mapped data file; a run reads only the experts its tokens
+ *   select: at most min(E, T x top-k) experts' bytes;
+ * - decoding one selected expert to fp32 inside the graph: ORT's arena keeps about six
+ *   [2I, D] fp32 temporaries (measured: 5.3);
+ * - RoPE caches, a few [T, D] / [T, I] rows per node, the logits [T, V] twice (ORT's output and
+ *   the trace's copy). */
+static uint64_t unit_ort_bytes(const gpt_config *c, int T, int head) {
+  const uint64_t D = c->hidden, V = c->vocab, I = c->intermediate, t = (uint64_t)T;
+  const uint64_t E = c->n_experts, TK = t * (uint64_t)c->top_k;
+  const uint64_t dense = 3 * plan_layer_attn_bytes(c) + (head ? 13 * (2 * V * D + 2 * D) / 4 : 0);
+  const uint64_t experts = (TK < E ? TK : E) * plan_expert_bytes(c);
+  const uint64_t decode = 6 * 4 * 2 * I * D;
+  const uint64_t rope = 2 * 4 * t * (uint64_t)(c->head_dim / 2);
+  const uint64_t act = 4 * t * (16 * D + 8 * I * (uint64_t)c->top_k) + (head ? 2 * 4 * t * V : 0);
+  return dense + experts + decode + rope + act;
+}
+
+void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, plan_parity_rank *out) {
+  memset(out, 0, (size_t)p->n_ranks * sizeof *out);
+  for (int r = 0; r < p->n_ranks; r++) out[r].forward_bytes = p->ranks[r].peak_bytes;
+  for (int l = 0; l < n_layers; l++) {
+    plan_parity_rank *x = &out[plan_parity_unit_rank(p, l)];
+    const int head = l == n_layers - 1;
+    const uint64_t ub = plan_layer_attn_bytes(c) + plan_expert_bytes(c) * (uint64_t)c->n_experts +
+                        (head ? 2 * (uint64_t)c->vocab * c->hidden + 2 * (uint64_t)c->hidden : 0) +
+                        2 * 4 * (uint64_t)T * (uint64_t)(c->head_dim / 2);
+    const uint64_t ob = PLAN_PROCESS_BYTES + PLAN_ORT_BASE_BYTES + unit_ort_bytes(c, T, head);
+    x->n_units++;
+    x->has_head |= head;
+    if (ub > x->unit_bytes) x->unit_bytes = ub;
+    if (ob > x->ort_bytes) x->ort_bytes = ob;
+  }
+  for (int r = 0; r < p->n_ranks; r++)
+    out[r].peak_bytes = out[r].forward_bytes > out[r].ort_bytes ? out[r].forward_bytes : out[r].ort_bytes;
+}

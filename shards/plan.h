@@ -92,4 +92,24 @@ uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, 
 /* KV cache bytes for n_layers layers and max_seq positions. */
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq);
 
+/* Per-stage parity (`parity --per-stage`, mpi/parity_stage.h): every layer the reference ran is
+ * checked alone, as a one-layer sub-model run in ONNX Runtime; the layers of stage s go round-robin
+ * to the stage's ranks (layer stage_layer0[s] + i on rank s*G + i % G), and the final norm +
+ * unembedding go with the last layer run. The rank that checks `layer`: */
+int plan_parity_unit_rank(const plan *p, int layer);
+/* ONNX Runtime's own resident memory in a process that runs one sub-model: the library, its
+ * environment, thread pool and arena. Measured (docs/scaling.md). */
+#define PLAN_ORT_BASE_BYTES (48ull << 20)
+typedef struct {
+  int n_units;              /* layers this rank checks */
+  int has_head;             /* one of them carries the final norm + unembedding */
+  uint64_t unit_bytes;      /* weights of its largest sub-model (as exported: bf16 dense tensors,
+                             * MXFP4 experts, RoPE caches) */
+  uint64_t ort_bytes;       /* predicted peak of the ONNX Runtime phase */
+  uint64_t forward_bytes;   /* the C forward pass's peak (plan_rank.peak_bytes) */
+  uint64_t peak_bytes;      /* max of the two phases (the C forward's memory is released first) */
+} plan_parity_rank;
+/* Fill out[0..p->n_ranks) for a reference of n_layers layers (<= c->n_layers) and T positions. */
+void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, plan_parity_rank *out);
+
 #endif
