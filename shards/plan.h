@@ -29,7 +29,8 @@ typedef struct {
   uint64_t mapped_expert_bytes;    /* MXFP4 blocks/scales + expert biases of its experts */
   uint64_t mapped_bytes;           /* sum of the three */
   uint64_t resident_bytes;         /* of those, predicted resident: mapped_bytes with the embedding
-                                    * counted as max_seq rows of PLAN_EMBED_ROW_RESIDENT bytes */
+                                    * counted as max_seq rows of PLAN_EMBED_ROW_RESIDENT bytes and
+                                    * of the experts plan_experts_read_bytes for max_seq positions */
   uint64_t scratch_bytes;          /* fp32 scratch: converted weights (the part of the buffer this
                                     * rank writes), decoded panels, activations, exchange buffers
                                     * of the distributed pass, head logits row */
@@ -80,6 +81,17 @@ int plan_default_stages(const gpt_config *c, int n_ranks, int max_tokens, int ma
  * expert of one layer (MXFP4 blocks and scales + biases). */
 uint64_t plan_layer_attn_bytes(const gpt_config *c);
 uint64_t plan_expert_bytes(const gpt_config *c);
+/* Of those, the MXFP4 blocks (mlp1 + mlp2) of one expert: read only for the tokens routed to it. */
+uint64_t plan_expert_block_bytes(const gpt_config *c);
+/* Experts of n_experts (of one layer) that `positions` tokens select, expected for routing spread
+ * evenly (each token picks top_k distinct experts of E): n (1 - (1 - k/E)^positions). Real models
+ * route less evenly, so select fewer; a synth checkpoint's random router spreads evenly. */
+double plan_experts_selected(const gpt_config *c, int n_experts, int positions);
+/* Checkpoint bytes a rank reads of n_experts experts of one layer for `positions` tokens: every
+ * expert's scales and biases (checked at load) and the blocks of the selected ones, their expected
+ * count rounded up (measured at
+ * 120b widths, 9 positions: 0.78-1.02 of this; docs/scaling.md). */
+uint64_t plan_experts_read_bytes(const gpt_config *c, int n_experts, int positions);
 
 /* Anonymous memory of the forward pass on one rank (the allocations of model_open for
  * max_tokens tokens per call and max_seq positions), excluding the KV cache. */
