@@ -245,8 +245,11 @@ int cmd_plan(int argc, char **argv) {
     if (pp) {
       if (rc == 0)
         log_error("plan: rank %d would need %s in per-stage parity, more than --mem-per-rank %s "
-                  "(more ranks, or --stages with more expert groups, spread the layers thinner)",
-                  r, human(need, b1, sizeof b1), human(mem, b2, sizeof b2));
+                  "(%s)", r, human(need, b1, sizeof b1), human(mem, b2, sizeof b2),
+                  pp[r].has_head && pp[r].ort_bytes > mem
+                      ? "its layer with the final norm + unembedding in ONNX Runtime: one rank "
+                        "needs that whatever the split"
+                      : "more ranks, or --stages with more expert groups, spread the layers thinner");
       rc = EXIT_RUNTIME;
     } else {
       log_warn("rank %d would need %s, more than --mem-per-rank %s", r, human(need, b1, sizeof b1),

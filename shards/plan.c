@@ -301,8 +301,9 @@ int plan_parity_unit_rank(const plan *p, int layer) {
  * - the MXFP4 experts stay in the mapped data file; a run gathers the blocks, scales and biases
  *   of the experts its tokens select only (plan_experts_selected), each with about two page-cache
  *   folios beyond its ranges;
- * - decoding a selected expert to fp32 inside the graph: two [2I, D] fp32 temporaries (measured
- *   1.7);
+ * - decoding a selected expert to fp32 inside the graph: two [2I, D] fp32 temporaries (what is
+ *   left of the largest measured peak of a layer, 1.7, rounded up: the plan is not to be
+ *   exceeded; smaller peaks were measured where the kernel reclaimed mapped file pages);
  * - RoPE caches, a few [T, D] / [T, I] rows per node, the logits [T, V] twice (ORT's output and
  *   the trace's copy). */
 static uint64_t unit_ort_bytes(const gpt_config *c, int T, int head) {
