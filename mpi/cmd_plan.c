@@ -26,7 +26,8 @@ static const char *usage_text =
     "  --per-stage        also each rank's memory in `parity --per-stage` (the C forward\n"
     "                     pass, then one-layer sub-models in ONNX Runtime, one at a time);\n"
     "                     with --mem-per-rank, a rank above SIZE is an error (exit 1)\n"
-    "  --layers N         per-stage: the reference's layers (--max-layers; default all)\n"
+    "  --layers N         per-stage: the reference's layers (--max-layers; default all;\n"
+    "                     the C forward's figure stays that of all layers)\n"
     "  --json             the plan as JSON on stdout\n";
 
 enum { OPT_RANKS = CLI_OPT_FIRST_COMMAND_OPT, OPT_STAGES, OPT_TOKENS, OPT_MAXSEQ, OPT_MEM, OPT_JSON,

@@ -27,7 +27,7 @@
 #include "trace.h"
 
 typedef struct {
-  const char *onnx_dir;   /* directory of sub-models layers-A-B/onnx/model.onnx, NULL = export them */
+  const char *onnx_dir;   /* directory of sub-models layers-L-(L+1)/onnx/model.onnx, NULL = export them */
   const char *ort_lib;    /* --ort-lib, NULL = default */
   const char *tmp_parent; /* where the temporary sub-models go (the report's directory) */
 } parity_stage_opts;
