@@ -447,7 +447,7 @@ int cmd_parity(int argc, char **argv) {
   }
   if (have_ref_file) trace_free(&ref_file);
   if (have_cand) trace_free(&cand);
-  if (a.ref && !a.per_stage) ckpt_close(ck);
+  if (a.ref && ck != j.ck) ckpt_close(ck); /* per-stage: moved to j.ck once every rank had it */
   fwd_job_free(&j);
   dist_finalize(&d);
   return rc;

@@ -213,9 +213,10 @@ int cmd_plan(int argc, char **argv) {
   }
   const gpt_config *cfg = ckpt_config(ck);
   if (layers > cfg->n_layers) {
+    const int L = cfg->n_layers;
     plan_free(&p);
     ckpt_close(ck);
-    return cli_usage_error("plan", "--layers %ld: the checkpoint has %d", layers, cfg->n_layers);
+    return cli_usage_error("plan", "--layers %ld: the checkpoint has %d", layers, L);
   }
   const int n_layers = layers ? (int)layers : cfg->n_layers;
   plan_parity_rank *pp = NULL;
