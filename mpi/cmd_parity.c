@@ -31,8 +31,8 @@ static const char parity_usage[] =
     "usage: gptoss-mpi parity CKPT (--onnx DIR | --candidate T.h5[:/group])\n"
     "                         [--reference T.h5[:/group]] (--prompt-ids IDS | --prompt-file F)\n"
     "                         --report OUT.h5 [--summary OUT.md] [options]\n"
-    "       gptoss-mpi parity CKPT --per-stage [--onnx DIR] (--prompt-ids IDS | --prompt-file F)\n"
-    "                         --report OUT.h5 [--summary OUT.md] [options]\n"
+    "       gptoss-mpi parity CKPT --per-stage [--onnx DIR] (--prompt-ids IDS | --prompt-file F |\n"
+    "                         --reference T.h5[:/group]) --report OUT.h5 [--summary OUT.md] [options]\n"
     "\n"
     "Compare a reference (default: the C forward pass of CKPT on the prompt) with a candidate\n"
     "(a trace file, or an exported ONNX model run in ONNX Runtime): expert sets and order, top-k\n"
@@ -47,12 +47,16 @@ static const char parity_usage[] =
     "                         on the reference's token ids\n"
     "  --prefill N            positions in the prefill call (default: the prompt; with\n"
     "                         --reference and no prompt, every position of the trace)\n"
-    "  --per-stage            for models too large for one process: every pipeline stage's\n"
-    "                         layers are exported as a sub-model (hidden state in and out) and\n"
-    "                         run in ONNX Runtime by the stage's leader on the reference state\n"
-    "                         at its boundary; rank 0 assembles one report. With --onnx DIR the\n"
-    "                         sub-models are DIR/layers-A-B/onnx/model.onnx (`export --layers A:B\n"
-    "                         --expose routing,hidden`) instead of temporary exports\n"
+    "  --per-stage            for models too large for one process: every layer is exported as\n"
+    "                         a one-layer sub-model (hidden state in and out; the last one with\n"
+    "                         the head) and run in ONNX Runtime on the reference state entering\n"
+    "                         it, by one of the ranks of its pipeline stage (round-robin, one\n"
+    "                         layer at a time: `plan --per-stage` gives each rank's memory);\n"
+    "                         rank 0 assembles one report. With --onnx DIR the sub-models are\n"
+    "                         DIR/layers-L-(L+1)/onnx/model.onnx (`export --layers L:L+1 --expose\n"
+    "                         routing,hidden`) instead of temporary exports. With --reference\n"
+    "                         (a trace of this checkpoint, e.g. from `run --trace` or an earlier\n"
+    "                         run) the C forward pass is skipped\n"
     "  --ort-lib PATH         libonnxruntime.so.1 to use (default: $ORT_LIB, else the one\n"
     "                         `make setup` installed; docs/onnxruntime.md)\n"
     "  --report OUT.h5        the HDF5 report (schema: docs/parity-report.md)\n"
@@ -142,9 +146,9 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
   a->ckpt = a->job.ckpt = argv[optind];
   a->job.progress_s = a->cc.progress_s;
   a->job.tracing = 1;
-  if (a->per_stage && (a->cand || a->ref))
-    return cli_usage_error("parity", "--per-stage checks sub-models against the C forward pass; "
-                           "it takes neither --candidate nor --reference");
+  if (a->per_stage && a->cand)
+    return cli_usage_error("parity", "--per-stage checks sub-models in ONNX Runtime; it takes no "
+                           "--candidate");
   if (a->prefill && (a->per_stage || !a->onnx))
     return cli_usage_error("parity", "--prefill is for --onnx with a whole model");
   if (!a->per_stage && !a->onnx == !a->cand)
@@ -254,6 +258,53 @@ static int candidate_trace(const parity_args *a, const ckpt *ck, const trace *re
   return rc;
 }
 
+/* Rank 0, --per-stage --reference: the trace must be one of this checkpoint (its widths, at most
+ * its layers, ids in its vocabulary) and start with the prompt when one is given. */
+static void ref_matches(const parity_args *a, const gpt_config *c, const trace *r, err *e) {
+  const struct { const char *what; int64_t have, want; } dims[] = {
+      {"hidden size", r->D, c->hidden}, {"vocabulary", r->V, c->vocab},
+      {"experts", r->E, c->n_experts}, {"top-k", r->K, c->top_k},
+      {"intermediate size", r->I, c->intermediate}, {"qkv rows", r->QKV, config_qkv_rows(c)},
+      {"attention width", r->HD, (int64_t)c->n_heads * c->head_dim}};
+  for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+    if (dims[i].have != dims[i].want) {
+      err_set(e, EXIT_USAGE, "--reference %s: a trace of %s %lld, but the checkpoint %s has %lld: "
+              "not a trace of this checkpoint", a->ref, dims[i].what, (long long)dims[i].have,
+              a->ckpt, (long long)dims[i].want);
+      return;
+    }
+  if (r->n_layers < 1 || r->n_layers > c->n_layers) {
+    err_set(e, EXIT_USAGE, "--reference %s: %d layers, but the checkpoint %s has %d", a->ref,
+            r->n_layers, a->ckpt, c->n_layers);
+    return;
+  }
+  for (int l = 0; l < r->n_layers; l++)
+    if (r->sliding_window && r->sliding_window[l] != (config_layer_is_sliding(c, l) ? c->sliding_window : 0)) {
+      err_set(e, EXIT_USAGE, "--reference %s: layer %d has sliding window %d, the checkpoint %s %d",
+              a->ref, l, r->sliding_window[l], a->ckpt, (config_layer_is_sliding(c, l) ? c->sliding_window : 0));
+      return;
+    }
+  for (int t = 0; t < r->T; t++)
+    if (r->input_ids[t] < 0 || r->input_ids[t] >= c->vocab) {
+      err_set(e, EXIT_USAGE, "--reference %s: token id %d at position %d is outside the "
+              "checkpoint's vocabulary of %d", a->ref, r->input_ids[t], t, c->vocab);
+      return;
+    }
+  if (a->job.ids_arg || a->job.ids_file) {
+    int32_t *p = NULL;
+    int n = 0;
+    if ((a->job.ids_arg ? cli_parse_ids(a->job.ids_arg, "--prompt-ids", c->vocab - 1, &p, &n, e)
+                        : cli_read_ids_file(a->job.ids_file, c->vocab - 1, &p, &n, e)) != 0)
+      return;
+    int prefix = n <= r->T;
+    for (int t = 0; prefix && t < n; t++) prefix = p[t] == r->input_ids[t];
+    free(p);
+    if (!prefix)
+      err_set(e, EXIT_USAGE, "--reference %s: the prompt (%d ids) is not the start of the "
+              "reference's %d ids", a->ref, n, r->T);
+  }
+}
+
 /* Rank 0, before any work: the outputs against each other and against every input. */
 static void check_outputs(const parity_args *a, const ckpt *ck, err *e) {
   char svg[4096] = "";
@@ -306,11 +357,24 @@ int cmd_parity(int argc, char **argv) {
   if (a.ref) {
     log_info("== reference: %s", a.ref);
     snprintf(ref_desc, sizeof ref_desc, "%s", a.ref);
-    if (d.rank == 0 && ckpt_open(a.ckpt, &ck, &e) == 0) {
+    /* per-stage: every rank exports from the checkpoint */
+    if ((d.rank == 0 || a.per_stage) && ckpt_open(a.ckpt, &ck, &e) == 0 && d.rank == 0) {
       check_outputs(&a, ck, &e);
       if (e.code == 0 && (have_ref_file = read_trace_arg(a.ref, &ref_file, &e) == 0)) ref = &ref_file;
+      if (e.code == 0 && a.per_stage) ref_matches(&a, ckpt_config(ck), ref, &e);
     }
     dist_agree(&d, &e);
+    if (e.code == 0 && a.per_stage) {
+      int tl[2] = {ref ? ref->T : 0, ref ? ref->n_layers : 0};
+      MPI_Bcast(tl, 2, MPI_INT, 0, d.world);
+      j.ck = ck; /* fwd_job_free closes it */
+      ck = NULL;
+      j.T_done = tl[0];
+      j.n_layers = tl[1];
+      dist_setup(&d, ckpt_config(j.ck), (int)a.job.stages, tl[0], tl[0], &e);
+      dist_agree(&d, &e);
+      if (d.rank == 0) ck = j.ck;
+    }
   } else {
     snprintf(ref_desc, sizeof ref_desc, "C forward pass, %s, %d rank%s",
              a.job.precision == MODEL_BF16 ? "bf16" : "fp32", d.size, d.size > 1 ? "s" : "");
@@ -338,7 +402,12 @@ int cmd_parity(int argc, char **argv) {
     snprintf(parent, sizeof parent, "%.*s", !slash ? 1 : slash == a.report ? 1 : (int)(slash - a.report),
              slash ? a.report : ".");
     parity_stage_opts so = {a.onnx, a.ort_lib, parent};
-    have_cand = parity_stage_candidate(&d, &j, &so, &cand, cand_desc, sizeof cand_desc, &e) == 0 &&
+    /* the C forward's buffers and checkpoint pages go before ONNX Runtime loads anything */
+    const uint64_t fwd_peak = dist_peak_rss(), fwd_anon = dist_rss_anon(),
+                   fwd_touched = j.ck ? dist_resident_file_bytes(ckpt_dir(j.ck)) : 0;
+    fwd_job_release(&j);
+    const parity_stage_in in = {j.ck, ref, j.T_done, j.n_layers, fwd_peak, fwd_anon, fwd_touched};
+    have_cand = parity_stage_candidate(&d, &in, &so, &cand, cand_desc, sizeof cand_desc, &e) == 0 &&
                 d.rank == 0;
   } else if (e.code == 0) {
     if (d.rank == 0)
@@ -378,7 +447,7 @@ int cmd_parity(int argc, char **argv) {
   }
   if (have_ref_file) trace_free(&ref_file);
   if (have_cand) trace_free(&cand);
-  if (a.ref) ckpt_close(ck);
+  if (a.ref && ck != j.ck) ckpt_close(ck); /* per-stage: moved to j.ck once every rank had it */
   fwd_job_free(&j);
   dist_finalize(&d);
   return rc;

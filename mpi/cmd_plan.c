@@ -1,5 +1,5 @@
 /* gptoss-mpi plan CKPT --ranks P [--stages S] [--tokens T] [--max-seq S] [--mem-per-rank SIZE]
- *                      [--json]
+ *                      [--per-stage [--layers N]] [--json]
  * Prints the shard plan (shards/plan.h) without MPI: who owns what and the predicted memory. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -14,7 +14,7 @@
 
 static const char *usage_text =
     "usage: gptoss-mpi plan CKPT --ranks P [--stages S] [--tokens T] [--max-seq N]\n"
-    "                       [--mem-per-rank SIZE] [--json]\n"
+    "                       [--mem-per-rank SIZE] [--per-stage [--layers N]] [--json]\n"
     "Print which rank owns which layers and experts and the memory each rank needs.\n"
     "  --ranks P          number of MPI ranks\n"
     "  --stages S         pipeline stages (must divide P; default: the split with the\n"
@@ -23,9 +23,15 @@ static const char *usage_text =
     "  --max-seq N        positions kept in the KV cache (default: T + 16)\n"
     "  --mem-per-rank SIZE  warn for every rank whose predicted peak exceeds SIZE\n"
     "                     (bytes, or with K, M, G, T suffix: 1024-based)\n"
+    "  --per-stage        also each rank's memory in `parity --per-stage` (the C forward\n"
+    "                     pass, then one-layer sub-models in ONNX Runtime, one at a time);\n"
+    "                     with --mem-per-rank, a rank above SIZE is an error (exit 1)\n"
+    "  --layers N         per-stage: the reference's layers (--max-layers; default all;\n"
+    "                     the C forward's figure stays that of all layers)\n"
     "  --json             the plan as JSON on stdout\n";
 
-enum { OPT_RANKS = CLI_OPT_FIRST_COMMAND_OPT, OPT_STAGES, OPT_TOKENS, OPT_MAXSEQ, OPT_MEM, OPT_JSON };
+enum { OPT_RANKS = CLI_OPT_FIRST_COMMAND_OPT, OPT_STAGES, OPT_TOKENS, OPT_MAXSEQ, OPT_MEM, OPT_JSON,
+       OPT_PERSTAGE, OPT_LAYERS };
 
 static int parse_size(const char *s, uint64_t *out, err *e) {
   char *end;
@@ -85,7 +91,23 @@ static void print_table(const plan *p, uint64_t mem_limit) {
          "only the looked-up rows) + scratch + kv + process baseline\n");
 }
 
-static char *plan_json(const plan *p, const ckpt *ck) {
+static void print_parity(const plan *p, const plan_parity_rank *pp, int n_layers, int T,
+                         uint64_t mem_limit) {
+  printf("per-stage parity: %d layers, %d positions; each layer a sub-model in ONNX Runtime on one "
+         "rank of its stage\n", n_layers, T);
+  printf("%5s %7s %5s %13s %13s %13s %13s\n", "rank", "layers", "head", "largest unit",
+         "forward peak", "ORT peak", "peak");
+  for (int r = 0; r < p->n_ranks; r++) {
+    const plan_parity_rank *x = &pp[r];
+    char b[4][24];
+    printf("%5d %7d %5s %13s %13s %13s %13s%s\n", r, x->n_units, x->has_head ? "yes" : "-",
+           human(x->unit_bytes, b[0], 24), human(x->forward_bytes, b[1], 24),
+           human(x->ort_bytes, b[2], 24), human(x->peak_bytes, b[3], 24),
+           mem_limit && x->peak_bytes > mem_limit ? "  OVER" : "");
+  }
+}
+
+static char *plan_json(const plan *p, const plan_parity_rank *pp, int n_layers, const ckpt *ck) {
   cJSON *root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "checkpoint", ckpt_dir(ck));
   cJSON_AddNumberToObject(root, "ranks", p->n_ranks);
@@ -93,6 +115,7 @@ static char *plan_json(const plan *p, const ckpt *ck) {
   cJSON_AddNumberToObject(root, "expert_groups", p->n_groups);
   cJSON_AddNumberToObject(root, "tokens", p->max_tokens);
   cJSON_AddNumberToObject(root, "max_seq", p->max_seq);
+  if (pp) cJSON_AddNumberToObject(root, "per_stage_layers", n_layers);
   cJSON *arr = cJSON_AddArrayToObject(root, "per_rank");
   for (int r = 0; r < p->n_ranks; r++) {
     const plan_rank *x = &p->ranks[r];
@@ -116,6 +139,15 @@ static char *plan_json(const plan *p, const ckpt *ck) {
     cJSON_AddNumberToObject(o, "kv_bytes", (double)x->kv_bytes);
     cJSON_AddNumberToObject(o, "base_bytes", (double)x->base_bytes);
     cJSON_AddNumberToObject(o, "peak_bytes", (double)x->peak_bytes);
+    if (pp) {
+      cJSON *q = cJSON_AddObjectToObject(o, "per_stage");
+      cJSON_AddNumberToObject(q, "layers", pp[r].n_units);
+      cJSON_AddBoolToObject(q, "head", pp[r].has_head);
+      cJSON_AddNumberToObject(q, "unit_bytes", (double)pp[r].unit_bytes);
+      cJSON_AddNumberToObject(q, "forward_bytes", (double)pp[r].forward_bytes);
+      cJSON_AddNumberToObject(q, "ort_bytes", (double)pp[r].ort_bytes);
+      cJSON_AddNumberToObject(q, "peak_bytes", (double)pp[r].peak_bytes);
+    }
     cJSON_AddItemToArray(arr, o);
   }
   char *s = cJSON_Print(root);
@@ -132,12 +164,14 @@ int cmd_plan(int argc, char **argv) {
       {"max-seq", required_argument, 0, OPT_MAXSEQ},
       {"mem-per-rank", required_argument, 0, OPT_MEM},
       {"json", no_argument, 0, OPT_JSON},
+      {"per-stage", no_argument, 0, OPT_PERSTAGE},
+      {"layers", required_argument, 0, OPT_LAYERS},
       {0, 0, 0, 0}};
   cli_common cc;
   cli_common_init(&cc);
-  long ranks = 0, stages = 0, tokens = 256, max_seq = 0;
+  long ranks = 0, stages = 0, tokens = 256, max_seq = 0, layers = 0;
   uint64_t mem = 0;
-  int json = 0, opt, done = 0, rc = 0;
+  int json = 0, per_stage = 0, opt, done = 0, rc = 0;
   err e = {0};
   optind = 1;
   while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) != -1) {
@@ -153,6 +187,8 @@ int cmd_plan(int argc, char **argv) {
       case OPT_MAXSEQ: prc = cli_parse_long(optarg, "--max-seq", 1, 1 << 24, &max_seq, &e); break;
       case OPT_MEM: prc = parse_size(optarg, &mem, &e); break;
       case OPT_JSON: json = 1; break;
+      case OPT_PERSTAGE: per_stage = 1; break;
+      case OPT_LAYERS: prc = cli_parse_long(optarg, "--layers", 1, 1 << 20, &layers, &e); break;
       default: return cli_bad_option("plan");
     }
     if (prc != 0) return cli_usage_error("plan", "%s", e.msg);
@@ -161,6 +197,7 @@ int cmd_plan(int argc, char **argv) {
   if (ranks == 0) return cli_usage_error("plan", "--ranks is required");
   if (max_seq == 0) max_seq = tokens + 16;
   if (max_seq < tokens) return cli_usage_error("plan", "--max-seq %ld is below --tokens %ld", max_seq, tokens);
+  if (layers && !per_stage) return cli_usage_error("plan", "--layers is for --per-stage");
 
   ckpt *ck;
   if (ckpt_open(argv[optind], &ck, &e) != 0) {
@@ -174,8 +211,24 @@ int cmd_plan(int argc, char **argv) {
     log_error("%s", e.msg);
     return e.code;
   }
+  const gpt_config *cfg = ckpt_config(ck);
+  if (layers > cfg->n_layers) {
+    const int L = cfg->n_layers;
+    plan_free(&p);
+    ckpt_close(ck);
+    return cli_usage_error("plan", "--layers %ld: the checkpoint has %d", layers, L);
+  }
+  const int n_layers = layers ? (int)layers : cfg->n_layers;
+  plan_parity_rank *pp = NULL;
+  if (per_stage && !(pp = calloc((size_t)p.n_ranks, sizeof *pp))) {
+    plan_free(&p);
+    ckpt_close(ck);
+    log_error("plan: out of memory");
+    return EXIT_RUNTIME;
+  }
+  if (pp) plan_parity(cfg, &p, n_layers, (int)max_seq, pp);
   if (json) {
-    char *s = plan_json(&p, ck);
+    char *s = plan_json(&p, pp, n_layers, ck);
     if (!s) {
       log_error("plan: out of memory");
       rc = EXIT_RUNTIME;
@@ -184,14 +237,28 @@ int cmd_plan(int argc, char **argv) {
       free(s);
     }
   } else {
-    print_table(&p, mem);
+    print_table(&p, pp ? 0 : mem);
+    if (pp) print_parity(&p, pp, n_layers, (int)max_seq, mem);
   }
-  for (int r = 0; r < p.n_ranks && mem; r++)
-    if (p.ranks[r].peak_bytes > mem) {
-      char b1[24], b2[24];
-      log_warn("rank %d would need %s, more than --mem-per-rank %s", r,
-               human(p.ranks[r].peak_bytes, b1, sizeof b1), human(mem, b2, sizeof b2));
+  for (int r = 0; r < p.n_ranks && mem; r++) {
+    const uint64_t need = pp ? pp[r].peak_bytes : p.ranks[r].peak_bytes;
+    if (need <= mem) continue;
+    char b1[24], b2[24];
+    if (pp) {
+      if (rc == 0)
+        log_error("plan: rank %d would need %s in per-stage parity, more than --mem-per-rank %s "
+                  "(%s)", r, human(need, b1, sizeof b1), human(mem, b2, sizeof b2),
+                  pp[r].has_head && pp[r].ort_bytes > mem
+                      ? "its layer with the final norm + unembedding in ONNX Runtime: one rank "
+                        "needs that whatever the split"
+                      : "more ranks, or --stages with more expert groups, spread the layers thinner");
+      rc = EXIT_RUNTIME;
+    } else {
+      log_warn("rank %d would need %s, more than --mem-per-rank %s", r, human(need, b1, sizeof b1),
+               human(mem, b2, sizeof b2));
     }
+  }
+  free(pp);
   plan_free(&p);
   ckpt_close(ck);
   return rc;

@@ -176,6 +176,13 @@ uint64_t dist_rss_anon(void) {
   return kb * 1024ull;
 }
 
+int dist_reset_peak_rss(void) {
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (!f) return -1;
+  int ok = fputs("5", f) >= 0;
+  return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 uint64_t dist_peak_rss(void) {
   FILE *f = fopen("/proc/self/status", "r");
   if (!f) return 0;

@@ -71,5 +71,8 @@ uint64_t dist_resident_file_bytes(const char *dir);
 uint64_t dist_rss_anon(void);
 /* Peak resident set (VmHWM) of this process in bytes. Local. */
 uint64_t dist_peak_rss(void);
+/* Reset VmHWM to the current resident set (Linux: "5" to /proc/self/clear_refs), so that
+ * dist_peak_rss measures one phase. 0 ok, -1 when the kernel does not allow it. Local. */
+int dist_reset_peak_rss(void);
 
 #endif

@@ -313,6 +313,14 @@ void fwd_job_summary(dist *d, fwd_job *j) {
            peak / 1048576.0);
 }
 
+void fwd_job_release(fwd_job *j) {
+  dfwd_free(j->fw);
+  j->fw = NULL;
+  model_close(j->m);
+  j->m = NULL;
+  if (j->ck) ckpt_release_pages(j->ck);
+}
+
 void fwd_job_free(fwd_job *j) {
   tok_close(j->tok);
   dfwd_free(j->fw);

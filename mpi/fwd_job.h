@@ -119,5 +119,9 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e);
  * per-rank figures with -v. */
 void fwd_job_summary(dist *d, fwd_job *j);
 void fwd_job_free(fwd_job *j);
+/* After the run, before other memory-heavy work (per-stage parity): free the model's and the
+ * exchange's buffers and drop the checkpoint pages read from the resident set (ckpt_release_pages).
+ * ck, tok, the ids and the trace stay. Local. */
+void fwd_job_release(fwd_job *j);
 
 #endif

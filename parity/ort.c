@@ -47,6 +47,7 @@ enum { ORT_ARENA_ALLOCATOR = 1, ORT_MEM_DEFAULT = 0 }; /* OrtAllocatorType, OrtM
      OrtValue **outputs))                                                                       \
   X(CreateSessionOptions, 10, OrtStatus *, (OrtSessionOptions **out))                           \
   X(SetOptimizedModelFilePath, 11, OrtStatus *, (OrtSessionOptions *, const char *path))        \
+  X(DisableCpuMemArena, 19, OrtStatus *, (OrtSessionOptions *))                                \
   X(SetSessionGraphOptimizationLevel, 23, OrtStatus *, (OrtSessionOptions *, int level))        \
   X(SetIntraOpNumThreads, 24, OrtStatus *, (OrtSessionOptions *, int n))                        \
   X(SessionGetInputCount, 30, OrtStatus *, (const OrtSession *, size_t *out))                   \
@@ -80,7 +81,9 @@ enum { ORT_ARENA_ALLOCATOR = 1, ORT_MEM_DEFAULT = 0 }; /* OrtAllocatorType, OrtM
   X(ReleaseValue, 96, void, (OrtValue *))                                                       \
   X(ReleaseTypeInfo, 98, void, (OrtTypeInfo *))                                                 \
   X(ReleaseTensorTypeAndShapeInfo, 99, void, (OrtTensorTypeAndShapeInfo *))                    \
-  X(ReleaseSessionOptions, 100, void, (OrtSessionOptions *))
+  X(ReleaseSessionOptions, 100, void, (OrtSessionOptions *))                                   \
+  X(AddSessionConfigEntry, 130, OrtStatus *,                                                    \
+    (OrtSessionOptions *, const char *key, const char *value))
 
 #define X_TYPEDEF(name, slot, ret, args) typedef ret(*fn_##name) args;
 ORT_SLOTS(X_TYPEDEF)
@@ -122,7 +125,7 @@ const char *ort_lib_path(const ort_runtime *rt) { return rt->path; }
 const char *ort_session_path(const ort_session *s) { return s->path; }
 
 ort_session_opts ort_session_opts_default(void) {
-  ort_session_opts o = {0, 99, NULL};
+  ort_session_opts o = {0, 99, NULL, 0, 0};
   return o;
 }
 
@@ -365,6 +368,11 @@ int ort_session_open(ort_runtime *rt, const char *model_path, const ort_session_
   if (!st) st = f->SetIntraOpNumThreads(so, o->intra_threads);
   if (!st) st = f->SetSessionGraphOptimizationLevel(so, o->opt_level);
   if (!st && o->optimized_model_path) st = f->SetOptimizedModelFilePath(so, o->optimized_model_path);
+  /* prepacking copies every weight a kernel prepacks (MatMul's B) into a second, kernel-shaped
+   * buffer: for a sub-model of 120b widths it doubles the resident weights */
+  if (!st && o->disable_prepacking) st = f->AddSessionConfigEntry(so, "session.disable_prepacking", "1");
+  /* the CPU arena keeps the largest set of live temporaries it ever held, grown in steps */
+  if (!st && o->disable_arena) st = f->DisableCpuMemArena(so);
   if (st) {
     st_fail(rt, st, e, "%s: cannot set session options", model_path);
     goto fail;

@@ -55,9 +55,12 @@ typedef struct {
   int intra_threads;                /* intra-op threads; 0 = ORT default (one per physical core) */
   int opt_level;                    /* graph optimization: 0 disabled, 1 basic, 2 extended, 99 all */
   const char *optimized_model_path; /* write the optimized graph here; NULL = don't */
+  int disable_prepacking;           /* 1: session config "session.disable_prepacking" = "1" (no
+                                     * second, kernel-shaped copy of the weights) */
+  int disable_arena;                /* 1: no CPU memory arena (temporaries go back to malloc) */
 } ort_session_opts;
 
-/* Defaults: intra_threads 0, opt_level 99, no optimized-model dump. */
+/* Defaults: intra_threads 0, opt_level 99, no optimized-model dump, prepacking and arena on. */
 ort_session_opts ort_session_opts_default(void);
 
 /* Load a model by path (so external data resolves relative to its directory). o NULL = defaults.

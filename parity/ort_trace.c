@@ -240,6 +240,8 @@ int ort_trace_run_stage(ort_runtime *rt, const char *model_path, const gpt_confi
   const int n_layers = layer1 - layer0;
   ort_session_opts so = ort_session_opts_default();
   so.intra_threads = threads;
+  so.disable_prepacking = 1; /* one copy of the weights: per-stage parity runs near a memory budget */
+  so.disable_arena = 1;      /* and no arena: its growth steps cost 25 % of a 120b layer (docs/scaling.md) */
   ort_session *s = NULL;
   if (ort_session_open(rt, model_path, &so, &s, e) != 0) return -1;
   fetch f = {0};

@@ -434,6 +434,9 @@ int ckpt_unchanged(const ckpt *c, err *e) {
     if (st_file_unchanged(c->files[i], e) != 0) return -1;
   return 0;
 }
+void ckpt_release_pages(const ckpt *c) {
+  for (size_t i = 0; i < c->n_files; i++) st_file_release_pages(c->files[i]);
+}
 size_t ckpt_n_tensors(const ckpt *c) { return c->n_tensors; }
 const ckpt_tensor *ckpt_tensor_at(const ckpt *c, size_t i) {
   return i < c->n_tensors ? &c->tensors[i] : NULL;

@@ -92,6 +92,8 @@ size_t ckpt_input_paths(const ckpt *c, const char **out, size_t cap);
 /* 0 if every file is still the one opened (st_file_unchanged), else that error. Call it after
  * the reads a result depends on. */
 int ckpt_unchanged(const ckpt *c, err *e);
+/* st_file_release_pages on every file: the checkpoint bytes read so far leave the resident set. */
+void ckpt_release_pages(const ckpt *c);
 
 /* Lookup by layer and role (layer ignored for global roles). Never NULL after a successful
  * ckpt_open for 0 <= layer < n_layers. */

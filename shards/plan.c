@@ -1,6 +1,7 @@
 /* The shard plan (plan.h): stage boundaries balanced by bytes, expert ranges, memory. */
 #include "plan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,24 @@ uint64_t plan_layer_attn_bytes(const gpt_config *c) {
   uint64_t b = 0;
   for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) b += role_bytes(c, roles[i]);
   return b;
+}
+
+uint64_t plan_expert_block_bytes(const gpt_config *c) {
+  return (role_bytes(c, CK_MLP1_BLOCKS) + role_bytes(c, CK_MLP2_BLOCKS)) / (uint64_t)c->n_experts;
+}
+
+double plan_experts_selected(const gpt_config *c, int n_experts, int positions) {
+  const double miss = 1.0 - (double)c->top_k / (double)c->n_experts;
+  return (double)n_experts * (1.0 - pow(miss, (double)positions));
+}
+
+uint64_t plan_experts_read_bytes(const gpt_config *c, int n_experts, int positions) {
+  const uint64_t all = plan_expert_bytes(c) * (uint64_t)n_experts;
+  const uint64_t blocks = plan_expert_block_bytes(c);
+  const double sel = ceil(plan_experts_selected(c, n_experts, positions)); /* whole experts */
+  const uint64_t read = (all - blocks * (uint64_t)n_experts) +
+                        (uint64_t)(sel * (double)blocks);
+  return read < all ? read : all;
 }
 
 uint64_t plan_expert_bytes(const gpt_config *c) {
@@ -209,6 +228,10 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
     pr->mapped_expert_bytes = expert * (uint64_t)pr->n_experts * (uint64_t)pr->n_layers;
     pr->mapped_bytes = pr->mapped_global_bytes + pr->mapped_attn_bytes + pr->mapped_expert_bytes;
     pr->resident_bytes = pr->mapped_bytes - (pr->has_embedding ? embed - embed_resident : 0);
+    /* the MXFP4 blocks of an expert are read only when a token selects it (the scales and biases
+     * of every owned expert are checked at load) */
+    pr->resident_bytes -= pr->mapped_expert_bytes -
+                          plan_experts_read_bytes(c, pr->n_experts, max_seq) * (uint64_t)pr->n_layers;
     /* a call converts only above the crossover; an expert never gets more than max_tokens */
     const int convert = max_tokens > PLAN_BF16_DIRECT_MAX_T, decode = max_tokens > PLAN_MX4_DIRECT_MAX_T;
     pr->scratch_bytes = scratch - convert_bytes(c, 1, 1) - panel_bytes(c) +
@@ -261,4 +284,56 @@ int plan_default_stages(const gpt_config *c, int n_ranks, int max_tokens, int ma
     }
   }
   return best;  /* 0 when no split is valid: plan_make then reports why for 1 stage */
+}
+
+int plan_parity_unit_rank(const plan *p, int layer) {
+  int s = 0;
+  while (s + 1 < p->n_stages && p->stage_layer0[s + 1] <= layer) s++;
+  return s * p->n_groups + (layer - p->stage_layer0[s]) % p->n_groups;
+}
+
+/* Resident bytes of ONNX Runtime running one sub-model of one layer (plus the head) on T
+ * positions, without prepacking and without the CPU arena (ort.h), as measured at 120b widths
+ * (docs/scaling.md):
+ * - the bf16 dense tensors (attention, router, norms) are folded to fp32 at session creation, and
+ *   the bf16 initializer and its fp32 copy are both resident: 3 times their bf16 bytes; the
+ *   unembedding, folded chunk by chunk: 3.5 times (measured 3.43);
+ * - the MXFP4 experts stay in the mapped data file; a run gathers the blocks, scales and biases
+ *   of the experts its tokens select only (plan_experts_selected), each with about two page-cache
+ *   folios beyond its ranges;
+ * - decoding a selected expert to fp32 inside the graph: two [2I, D] fp32 temporaries (what is
+ *   left of the largest measured peak of a layer, 1.7, rounded up: the plan is not to be
+ *   exceeded; smaller peaks were measured where the kernel reclaimed mapped file pages);
+ * - RoPE caches, a few [T, D] / [T, I] rows per node, the logits [T, V] twice (ORT's output and
+ *   the trace's copy). */
+static uint64_t unit_ort_bytes(const gpt_config *c, int T, int head) {
+  const uint64_t D = c->hidden, V = c->vocab, I = c->intermediate, t = (uint64_t)T;
+  const uint64_t dense = 3 * plan_layer_attn_bytes(c) + (head ? 7 * (2 * V * D + 2 * D) / 2 : 0);
+  const uint64_t all = plan_expert_bytes(c) * (uint64_t)c->n_experts;
+  const uint64_t sel = (uint64_t)(plan_experts_selected(c, c->n_experts, T) *
+                                  (double)(plan_expert_bytes(c) + 2 * PLAN_EMBED_ROW_RESIDENT));
+  const uint64_t experts = sel < all ? sel : all;
+  const uint64_t decode = 2 * 4 * 2 * I * D;
+  const uint64_t rope = 2 * 4 * t * (uint64_t)(c->head_dim / 2);
+  const uint64_t act = 4 * t * (16 * D + 8 * I * (uint64_t)c->top_k) + (head ? 2 * 4 * t * V : 0);
+  return dense + experts + decode + rope + act;
+}
+
+void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, plan_parity_rank *out) {
+  memset(out, 0, (size_t)p->n_ranks * sizeof *out);
+  for (int r = 0; r < p->n_ranks; r++) out[r].forward_bytes = p->ranks[r].peak_bytes;
+  for (int l = 0; l < n_layers; l++) {
+    plan_parity_rank *x = &out[plan_parity_unit_rank(p, l)];
+    const int head = l == n_layers - 1;
+    const uint64_t ub = plan_layer_attn_bytes(c) + plan_expert_bytes(c) * (uint64_t)c->n_experts +
+                        (head ? 2 * (uint64_t)c->vocab * c->hidden + 2 * (uint64_t)c->hidden : 0) +
+                        2 * 4 * (uint64_t)T * (uint64_t)(c->head_dim / 2);
+    const uint64_t ob = PLAN_PROCESS_BYTES + PLAN_ORT_BASE_BYTES + unit_ort_bytes(c, T, head);
+    x->n_units++;
+    x->has_head |= head;
+    if (ub > x->unit_bytes) x->unit_bytes = ub;
+    if (ob > x->ort_bytes) x->ort_bytes = ob;
+  }
+  for (int r = 0; r < p->n_ranks; r++)
+    out[r].peak_bytes = out[r].forward_bytes > out[r].ort_bytes ? out[r].forward_bytes : out[r].ort_bytes;
 }

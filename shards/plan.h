@@ -29,7 +29,8 @@ typedef struct {
   uint64_t mapped_expert_bytes;    /* MXFP4 blocks/scales + expert biases of its experts */
   uint64_t mapped_bytes;           /* sum of the three */
   uint64_t resident_bytes;         /* of those, predicted resident: mapped_bytes with the embedding
-                                    * counted as max_seq rows of PLAN_EMBED_ROW_RESIDENT bytes */
+                                    * counted as max_seq rows of PLAN_EMBED_ROW_RESIDENT bytes and
+                                    * of the experts plan_experts_read_bytes for max_seq positions */
   uint64_t scratch_bytes;          /* fp32 scratch: converted weights (the part of the buffer this
                                     * rank writes), decoded panels, activations, exchange buffers
                                     * of the distributed pass, head logits row */
@@ -80,6 +81,17 @@ int plan_default_stages(const gpt_config *c, int n_ranks, int max_tokens, int ma
  * expert of one layer (MXFP4 blocks and scales + biases). */
 uint64_t plan_layer_attn_bytes(const gpt_config *c);
 uint64_t plan_expert_bytes(const gpt_config *c);
+/* Of those, the MXFP4 blocks (mlp1 + mlp2) of one expert: read only for the tokens routed to it. */
+uint64_t plan_expert_block_bytes(const gpt_config *c);
+/* Experts of n_experts (of one layer) that `positions` tokens select, expected for routing spread
+ * evenly (each token picks top_k distinct experts of E): n (1 - (1 - k/E)^positions). Real models
+ * route less evenly, so select fewer; a synth checkpoint's random router spreads evenly. */
+double plan_experts_selected(const gpt_config *c, int n_experts, int positions);
+/* Checkpoint bytes a rank reads of n_experts experts of one layer for `positions` tokens: every
+ * expert's scales and biases (checked at load) and the blocks of the selected ones, their expected
+ * count rounded up (measured at
+ * 120b widths, 9 positions: 0.78-1.02 of this; docs/scaling.md). */
+uint64_t plan_experts_read_bytes(const gpt_config *c, int n_experts, int positions);
 
 /* Anonymous memory of the forward pass on one rank (the allocations of model_open for
  * max_tokens tokens per call and max_seq positions), excluding the KV cache. */
@@ -91,5 +103,25 @@ uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, 
                              int has_head);
 /* KV cache bytes for n_layers layers and max_seq positions. */
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq);
+
+/* Per-stage parity (`parity --per-stage`, mpi/parity_stage.h): every layer the reference ran is
+ * checked alone, as a one-layer sub-model run in ONNX Runtime; the layers of stage s go round-robin
+ * to the stage's ranks (layer stage_layer0[s] + i on rank s*G + i % G), and the final norm +
+ * unembedding go with the last layer run. The rank that checks `layer`: */
+int plan_parity_unit_rank(const plan *p, int layer);
+/* ONNX Runtime's own resident memory in a process that runs one sub-model: the library, its
+ * environment, thread pool and arena. Measured (docs/scaling.md). */
+#define PLAN_ORT_BASE_BYTES (48ull << 20)
+typedef struct {
+  int n_units;              /* layers this rank checks */
+  int has_head;             /* one of them carries the final norm + unembedding */
+  uint64_t unit_bytes;      /* weights of its largest sub-model (as exported: bf16 dense tensors,
+                             * MXFP4 experts, RoPE caches) */
+  uint64_t ort_bytes;       /* predicted peak of the ONNX Runtime phase */
+  uint64_t forward_bytes;   /* the C forward pass's peak (plan_rank.peak_bytes) */
+  uint64_t peak_bytes;      /* max of the two phases (the C forward's memory is released first) */
+} plan_parity_rank;
+/* Fill out[0..p->n_ranks) for a reference of n_layers layers (<= c->n_layers) and T positions. */
+void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, plan_parity_rank *out);
 
 #endif

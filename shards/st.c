@@ -424,6 +424,10 @@ int st_file_open(const char *path, st_file **out, err *e) {
   return 0;
 }
 
+void st_file_release_pages(const st_file *f) {
+  if (f && f->map && f->map_len) (void)madvise(f->map, f->map_len, MADV_DONTNEED);
+}
+
 int st_file_unchanged(const st_file *f, err *e) {
   if (!f->have_stat) return 0;
   struct stat sb;

@@ -63,6 +63,10 @@ void st_file_close(st_file *f);
  * saying that the checkpoint file changed while it was read. Files that were parsed from memory
  * always pass. A truncation under a mapping is also caught at the faulting read (guard.h). */
 int st_file_unchanged(const st_file *f, err *e);
+/* Drop the file's pages from this process's resident set (madvise MADV_DONTNEED on the read-only
+ * mapping): tensor views stay valid, a later read faults the bytes in again from the page cache.
+ * For a process that has finished reading and goes on to other memory-heavy work. */
+void st_file_release_pages(const st_file *f);
 
 const char *st_file_path(const st_file *f);
 uint64_t st_file_size(const st_file *f);

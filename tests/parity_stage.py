@@ -1,20 +1,26 @@
 #!/usr/bin/python3
-"""parity --per-stage (issue 6, item 5): every pipeline stage's layers exported as a sub-model
-(`export --layers A:B`, hidden_in -> hidden_out) and run in ONNX Runtime by the stage's leader
-on the reference hidden state at its boundary; rank 0 assembles one report.
+"""parity --per-stage (issue 6 item 5, issue 15 items 2 and 4): every layer exported as a one-layer
+sub-model (`export --layers L:L+1`, hidden_in -> hidden_out; the last with the head) and run in
+ONNX Runtime on the reference hidden state entering it, by one of its stage's ranks (round-robin
+over the stage's ranks: `plan --per-stage`); rank 0 assembles one report.
   1. case-a, 3 ranks x 3 stages: per-stage passes and agrees with the whole-model mode (same
      expert-set and order match rates, same mismatches, top-1; errors within 1e-6, router
-     logits within 4e-6 absolute)
-  2. sub-models made by `export --layers A:B` (structure: hidden_in/hidden_out, global layer
+     logits within 4e-6 absolute); 4 ranks as 1 stage x 4 groups and as 2 stages x 2 groups:
+     every layer on the rank the plan gives it (not only stage leaders), same agreement
+  2. sub-models made by `export --layers L:L+1` (structure: hidden_in/hidden_out, global layer
      numbers in names, only their layers' tensors) pass through --onnx DIR; one with an altered
-     router weight of layer 2 fails at layer 2, and the next stage still passes (it starts from
+     router weight of layer 2 fails at layer 2, and the next layer still passes (it starts from
      the reference state)
   3. synth tiny with 5 layers, 2 ranks x 2 stages: per-stage passes and agrees with whole-model
   4. failures: an injected stage fault, a missing sub-model: exit 1, one error line, no report,
      no temporary directory left; --per-stage with --candidate: usage error
+  5. --reference: a trace from `run --trace` gives the same report as the computed reference
+     (without running the C forward pass); golden.h5:/fp32 passes; a trace of another
+     checkpoint (5 layers), a prompt that does not start the trace: usage errors, no report
 Usage: parity_stage.py GPTOSS_BIN GOLDEN_DIR WORK_DIR"""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,11 +107,37 @@ if os.path.exists(rep_w) and os.path.exists(rep_s):
         check(np.all(r["summary/set_match_rate"][()] == 1.0), "100 % expert sets")
         check("sub-model" in r.attrs["candidate"], f"candidate: {r.attrs['candidate']}")
 
-# 2. sub-models from `export --layers A:B`, given with --onnx DIR; one altered
+def layer_ranks(out):
+    return {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"layer (\d+) on rank (\d+)", out)}
+
+
+for n_st in (1, 2):
+    rep = os.path.join(WORK, f"spread{n_st}.h5")
+    rc, out, err = parity(4, CKPT, rep, "--per-stage", "--stages", str(n_st), "-v")
+    check(rc == 0, f"4 ranks, {n_st} stages: exit {rc}: {err[-600:]}")
+    r = subprocess.run([BIN, "plan", CKPT, "--ranks", "4", "--stages", str(n_st), "--tokens", "24",
+                        "--max-seq", "26", "--per-stage", "--json"], capture_output=True, text=True,
+                       timeout=60)
+    pr = json.loads(r.stdout)["per_rank"]
+    want = {}  # round-robin over the stage's ranks, as the plan says
+    G = json.loads(r.stdout)["expert_groups"]
+    for x in pr:
+        if x["group"] == 0:
+            for i in range(x["n_layers"]):
+                want[x["layer0"] + i] = x["rank"] + i % G
+    got = layer_ranks(out + err)
+    check(got == want, f"4 ranks, {n_st} stages: layers on ranks {got}, plan {want}")
+    units = {x["rank"]: x["per_stage"]["layers"] for x in pr}
+    check(all(units[k] == list(want.values()).count(k) for k in units),
+          f"plan --per-stage layer counts {units} vs {want}")
+    check(len(set(got.values())) == 4, f"{n_st} stages: 4 layers spread over ranks {sorted(set(got.values()))}")
+    if os.path.exists(rep):
+        agree(rep_w, rep, f"case-a 4 ranks {n_st} stages")
+
+# 2. sub-models from `export --layers L:L+1`, given with --onnx DIR; one altered
 subs = os.path.join(WORK, "subs")
 os.makedirs(subs)
-split = stages(GOLDEN, 3, 3)
-print("case-a stages:", split, flush=True)
+split = [(a, a + 1) for a in range(4)]
 for a, b in split:
     d = os.path.join(subs, f"layers-{a}-{b}")
     rc, out, err = run(2 if b - a > 1 else 1, "export", CKPT, "--output", d, "--layers", f"{a}:{b}",
@@ -188,5 +220,42 @@ for tag, extra, env, msg in (
     check(not leftovers(WORK), f"{tag}: left {leftovers(WORK)}")
 rc, out, err = parity(3, CKPT, os.path.join(WORK, "u.h5"), "--per-stage", "--candidate", rep_w)
 check(rc == 2, f"--per-stage with --candidate: exit {rc}")
+
+# 5. --reference: a reused trace
+tr = os.path.join(WORK, "ref.h5")
+rc, out, err = run(3, "run", CKPT, "--prompt-ids", IDS, "--max-tokens", "3", "--stages", "3",
+                   "--trace", tr, "-q")
+check(rc == 0, f"run --trace: {rc} {err[-400:]}")
+rep = os.path.join(WORK, "reused.h5")
+rc, out, err = run(3, "parity", CKPT, "--per-stage", "--stages", "3", "--reference", tr,
+                   "--report", rep, "-v")
+check(rc == 0, f"--per-stage --reference: exit {rc}: {err[-600:]}")
+check("== load" not in out + err and "== prefill" not in out + err,
+      "--reference: the C forward pass ran anyway")
+if os.path.exists(rep):
+    with h5py.File(rep_s, "r") as a, h5py.File(rep, "r") as b:
+        for m in ("set_match_rate", "order_match_rate", "n_mismatch", "weight_diff_max",
+                  "router_logit_diff_max", "hidden_after_attn_err_max", "hidden_after_mlp_err_max"):
+            check(np.array_equal(a["summary/" + m][()], b["summary/" + m][()]),
+                  f"--reference: {m} differs from the computed reference's report")
+        check(a["logits"].attrs["max_rel_diff"] == b["logits"].attrs["max_rel_diff"],
+              "--reference: logits differ")
+        print("--per-stage --reference (run --trace): the same report as the computed reference",
+              flush=True)
+rep = os.path.join(WORK, "golden-ref.h5")
+rc, out, err = run(2, "parity", CKPT, "--per-stage", "--reference",
+                   os.path.join(GOLDEN, "golden.h5") + ":/fp32", "--report", rep)
+check(rc == 0 and os.path.exists(rep), f"--per-stage --reference golden.h5:/fp32: exit {rc}: {err[-600:]}")
+syn_tr = os.path.join(WORK, "synth5.h5")
+rc, out, err = run(1, "run", syn, "--prompt-ids", IDS, "--max-tokens", "1", "--trace", syn_tr, "-q")
+check(rc == 0, f"synth run --trace: {rc} {err[-300:]}")
+for tag, ref, extra, msg in (
+        ("a trace of 5 layers", syn_tr, [], "5 layers, but the checkpoint"),
+        ("another prompt", tr, ["--prompt-ids", "1,2,3"], "is not the start of the reference")):
+    rep = os.path.join(WORK, "refused.h5")
+    rc, out, err = run(2, "parity", CKPT, "--per-stage", "--reference", ref, "--report", rep, *extra)
+    lines = [l for l in err.splitlines() if l.startswith("gptoss-mpi: error")]
+    check(rc == 2 and len(lines) == 1 and msg in err, f"{tag}: exit {rc}, {err[-300:]}")
+    check(not os.path.exists(rep), f"{tag}: report written")
 
 sys.exit(finish("parity_stage"))

@@ -5,7 +5,8 @@
  * of 1/32). Every OrtApi slot declared in ort.c is exercised with an observable effect:
  * names/types/symbolic dims (io slots), outputs (run, tensor and shape slots), the optimized
  * model dump at two levels (optimization level + file path slots), the thread count of the
- * process (intra-op threads slot), ORT error texts (status slots); the Release slots and
+ * process (intra-op threads slot), a session config entry and the arena switch (prepacking and
+ * arena off: loads and computes the same), ORT error texts (status slots); the Release slots and
  * AllocatorFree are checked by the sanitizer build's leak checker.
  * Usage: test_ort MODELS_SCRIPT FAKE_OLD_LIB. A missing library is a failure ("run make setup"). */
 #define _GNU_SOURCE
@@ -302,6 +303,22 @@ static void test_options(ort_runtime *rt) {
              level, dump, level == 0 ? "lacks" : "still has", has);
     int64_t ids[4] = {3, 4, 5, 6};
     test_run(s, ids, 2, 2);
+    ort_session_close(s);
+  }
+  /* session config entry and arena slots: prepacking and the CPU arena off still load and
+   * compute the same values (the memory they save is measured by tests/parity_stage_mem.py) */
+  {
+    ort_session_opts o = ort_session_opts_default();
+    o.disable_prepacking = 1;
+    o.disable_arena = 1;
+    ort_session *s = NULL;
+    err e = {0};
+    int rc = ort_session_open(rt, mpath("tiny.onnx"), &o, &s, &e);
+    TU_CHECK(rc == 0, "disable_prepacking: %s", e.msg);
+    if (rc == 0) {
+      int64_t ids[4] = {3, 4, 5, 6};
+      test_run(s, ids, 2, 2);
+    }
     ort_session_close(s);
   }
   /* ORT's intra-op pool of n threads starts n - 1 workers (the caller is the n-th). */

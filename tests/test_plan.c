@@ -1,4 +1,5 @@
 /* plan: ownership is a partition of the checkpoint, stages are balanced, bad splits refused. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,11 @@ static void check_partition(const char *what, const gpt_config *c, int P, int S)
     TU_CHECK(x->n_experts >= 1, "%s: rank %d has no experts", what, r);
     TU_CHECK(x->peak_bytes == x->resident_bytes + x->scratch_bytes + x->kv_bytes + x->base_bytes,
              "%s: peak", what);
+    /* resident: mapped, less the blocks of the experts 80 positions do not select */
+    const uint64_t read = x->mapped_bytes - x->mapped_expert_bytes +
+                          (uint64_t)x->n_layers * plan_experts_read_bytes(c, x->n_experts, 80);
     TU_CHECK(x->resident_bytes <= x->mapped_bytes &&
-             (x->has_embedding || x->resident_bytes == x->mapped_bytes), "%s: resident", what);
+             (x->has_embedding || x->resident_bytes == read), "%s: resident", what);
     if (x->group + 1 < p.n_groups)
       TU_CHECK(p.ranks[r + 1].expert0 == x->expert0 + x->n_experts, "%s: experts not contiguous", what);
     else
@@ -56,6 +60,29 @@ int main(void) {
         if (P % S == 0 && S <= cfgs[i].c->n_layers && P / S <= cfgs[i].c->n_experts)
           check_partition(cfgs[i].name, cfgs[i].c, P, S);
 
+  /* few positions: only the blocks of the experts they select are read (9 positions x top-4 of
+   * 128: 31.8 expected, rounded up to 32); many positions read everything */
+  {
+    plan q;
+    err qe = {0};
+    TU_CHECK(plan_make(&c120, 8, 8, 8, 9, &q, &qe) == 0, "%s", qe.msg);
+    if (q.ranks) {
+      const plan_rank *x = &q.ranks[1];
+      const double sel = ceil(128 * (1 - pow(1 - 4.0 / 128, 9)));
+      const uint64_t blocks = plan_expert_block_bytes(&c120);
+      const uint64_t want = x->mapped_attn_bytes +
+                            (uint64_t)x->n_layers * (128 * (plan_expert_bytes(&c120) - blocks) +
+                                                     (uint64_t)(sel * (double)blocks));
+      TU_CHECK(sel == 32 && x->resident_bytes == want,
+               "120b, 9 positions: resident %llu, expected %llu", (unsigned long long)x->resident_bytes,
+               (unsigned long long)want);
+    }
+    plan_free(&q);
+    TU_CHECK(plan_make(&c120, 8, 8, 256, 256, &q, &qe) == 0, "%s", qe.msg);
+    if (q.ranks)
+      TU_CHECK(q.ranks[1].resident_bytes == q.ranks[1].mapped_bytes, "120b, 256 positions: all read");
+    plan_free(&q);
+  }
   /* pipeline of the 20B model over 4 stages: stage bytes within one layer of each other */
   plan p;
   err e = {0};
