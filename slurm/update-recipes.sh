@@ -36,9 +36,17 @@ mkdir -p "$OUT"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-# recipe NAME PRESET RANKS NODES
+# recipe NAME PRESET RANKS NODES [PARITY_ARGS]  (PARITY_ARGS: the default GPTOSS_PARITY_ARGS)
 recipe() {
-  local name=$1 preset=$2 ranks=$3 nodes=$4 size
+  local name=$1 preset=$2 ranks=$3 nodes=$4 parity=${5:-} size
+  local fixes="the resources and GPTOSS_STAGES, then\n# runs that script." parity_knob=""
+  if [ -n "$parity" ]; then
+    fixes="the resources, GPTOSS_STAGES and\n# GPTOSS_PARITY_ARGS, then runs that script."
+    parity_knob="# parity per stage: the whole model's graph in one ONNX Runtime session (~25 GiB at 120b
+# widths, docs/scaling.md) fits no rank's --mem-per-cpu; one-layer sub-models on the ranks of
+# their stage do
+export GPTOSS_PARITY_ARGS=\${GPTOSS_PARITY_ARGS:-$parity}"
+  fi
   "$SYNTH_SPARSE" "$TMP/$name" "$preset" original
   size=$(cd "$TMP" && bash "$HERE/gptoss-size.sh" "$name" --ranks "$ranks" --nodes "$nodes")
   {
@@ -50,8 +58,8 @@ recipe() {
 #   GPTOSS_CKPT=/data/$name/original sbatch slurm/$name.sbatch
 #
 # Knobs as in slurm/gptoss-export-parity.sbatch (GPTOSS_OUT, GPTOSS_WEIGHTS, GPTOSS_PROMPT,
-# GPTOSS_LAUNCH, GPTOSS_BIN, ...); this file only fixes the resources and GPTOSS_STAGES, then
-# runs that script. The checkpoint and GPTOSS_OUT must be on a filesystem every node sees.
+# GPTOSS_LAUNCH, GPTOSS_BIN, ...); this file only fixes $(printf '%b' "$fixes")
+# The checkpoint and GPTOSS_OUT must be on a filesystem every node sees.
 #
 # The resources below are not guesses: they are the output of
 #   slurm/gptoss-size.sh $name --ranks $ranks --nodes $nodes
@@ -75,7 +83,8 @@ $(grep '^#SBATCH' <<<"$size")
 #SBATCH --requeue
 #SBATCH --signal=B:USR1@120
 
-$(grep '^export GPTOSS_STAGES' <<<"$size")
+$(grep '^export GPTOSS_STAGES' <<<"$size")${parity_knob:+
+$parity_knob}
 
 # sbatch runs a copy of this file from its spool directory, so find the generic script: in
 # GPTOSS_SLURM_DIR, next to the submitted file (scontrol's Command=), or in the submit dir's slurm/.
@@ -100,4 +109,4 @@ EOF
 }
 
 recipe gpt-oss-20b 20b 8 1
-recipe gpt-oss-120b 120b 16 2
+recipe gpt-oss-120b 120b 16 2 --per-stage

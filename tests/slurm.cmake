@@ -25,6 +25,7 @@ endfunction()
 
 slurm_job_test(slurm_export_parity_srun 180 export_parity srun)
 slurm_job_test(slurm_export_parity_mpirun 180 export_parity mpirun)
+slurm_job_test(slurm_per_stage_parity 180 per_stage)
 slurm_job_test(slurm_corrupt_checkpoint 120 corrupt)
 slurm_job_test(slurm_parity_fail 120 parity_fail)
 slurm_job_test(slurm_rank_failure 120 rank_failure)

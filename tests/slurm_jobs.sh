@@ -139,6 +139,26 @@ assert sorted(f['layers'].keys()) == ['0', '1', '2', '3']
     check "DONE in the log" "grep -q 'gptoss-job: DONE (ok)' '$LOG'"
     ;;
 
+  per_stage)
+    # the 120b recipe's parity: GPTOSS_PARITY_ARGS=--per-stage (one-layer sub-models on the ranks
+    # of their stage) against the job's reference trace, next to the full export
+    synth_tiny
+    GPTOSS_CKPT=$W/ck GPTOSS_LAUNCH=srun GPTOSS_PARITY_ARGS=--per-stage GPTOSS_STAGES=2 \
+      submit ps 150 -n 4 "$GENERIC"
+    J=$W/out/ps-$JOB_ID
+    check "sbatch --wait exit 0" "[ $RC -eq 0 ]"
+    check "COMPLETED written, status ok" "grep -qx 'status: ok' '$J/COMPLETED'"
+    check "the full export written too" "[ -s '$J/onnx/onnx/model.onnx' ] && [ -s '$J/onnx/onnx/model.onnx.data' ]"
+    check "parity ran --per-stage with the job's reference, not --onnx" "grep -E 'parity .*--per-stage' '$LOG' | grep -q -- '--reference' && ! grep -E 'parity .*--per-stage' '$LOG' | grep -q -- '--onnx'"
+    check "parity report: verdict pass, 4 ranks" "'$PY3' -c \"
+import h5py
+a = h5py.File('$J/parity.h5', 'r').attrs
+assert a['verdict'] == 'pass' and int(a['n_ranks']) == 4, dict(a)
+\""
+    check "parity PASS in the summary and the log" "grep -q 'Routing parity: PASS' '$J/parity.md' && grep -q '^parity: PASS' '$LOG'"
+    check "DONE in the log" "grep -q 'gptoss-job: DONE (ok)' '$LOG'"
+    ;;
+
   corrupt)
     synth_tiny
     truncate -s -4096 "$W/ck/model.safetensors"
@@ -306,7 +326,7 @@ assert sorted(f['layers'].keys()) == ['0', '1', '2', '3']
     check "120b dry run: exit 0" "[ $RC -eq 0 ]"
     check "120b dry run: plan 16 ranks = 8 x 2 with 6G per rank" "grep -q 'plan .* --ranks 16 --stages 8 --tokens 8 --mem-per-rank 6144M' '$LOG' && grep -q '^plan: 16 ranks = 8 stages x 2 expert groups' '$LOG'"
     check "120b dry run: no rank over its memory" "! grep -q 'more than --mem-per-rank' '$LOG'"
-    check "120b dry run: parity command" "grep -q 'step parity: mpirun -np 16 .* parity .* --onnx ' '$LOG'"
+    check "120b dry run: parity per stage against the reference" "grep -q 'step parity: mpirun -np 16 .* parity .* --reference .* --per-stage' '$LOG' && ! grep 'step parity:' '$LOG' | grep -q -- '--onnx '"
     check "dry runs leave no output" "nothing_left"
     ;;
 
