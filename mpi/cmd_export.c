@@ -450,7 +450,7 @@ out:
      * it was resuming: the work of earlier jobs is never deleted */
     if (rd && !created) {
       char tail[PATH_MAX + 32];
-      snprintf(tail, sizeof tail, " (%s kept for --resume)", staged);
+      snprintf(tail, sizeof tail, " (%s kept for --resume)", resume_dir_path(rd));
       strncat(e->msg, tail, sizeof e->msg - strlen(e->msg) - 1);
     }
     resume_dir_close(rd, created);

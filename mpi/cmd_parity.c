@@ -149,6 +149,10 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
   if (a->per_stage && a->cand)
     return cli_usage_error("parity", "--per-stage checks sub-models in ONNX Runtime; it takes no "
                            "--candidate");
+  if (a->per_stage && a->ref && (a->job.max_layers || a->job.prompt_text || a->job.chat_text))
+    return cli_usage_error("parity", "--per-stage --reference checks the trace's layers and "
+                           "positions as they are: it takes no --max-layers, --prompt or --chat "
+                           "(--prompt-ids/--prompt-file are checked against the trace's ids)");
   if (a->prefill && (a->per_stage || !a->onnx))
     return cli_usage_error("parity", "--prefill is for --onnx with a whole model");
   if (!a->per_stage && !a->onnx == !a->cand)

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +163,7 @@ int resume_dir_open(const char *target, const char *manifest, int resume, resume
     if (rc == 0 && fs_read_file(path, "the manifest of an unfinished export", MANIFEST_MAX, &old, &n, e) != 0)
       rc = err_set(e, EXIT_RUNTIME, "%s: no readable manifest: not an export that can be resumed; "
                    "remove it to start again", d->partial);
-    if (rc == 0 && strcmp(old, manifest) != 0) {
+    if (rc == 0 && (n != strlen(manifest) || memcmp(old, manifest, n) != 0)) {
       char la[200], lb[200];
       first_diff(old, manifest, la, lb, sizeof la);
       rc = err_set(e, EXIT_USAGE, "--resume: %s was started by a different export (checkpoint, "
@@ -192,13 +194,46 @@ static int unlink_prefixed(const char *dir, const char *prefix, int exact, err *
   return rc;
 }
 
+/* 0 when d's target does not exist or is an empty directory (rename(2) replaces such a one) */
+static int target_free(const resume_dir *d, err *e) {
+  DIR *dp = opendir(d->target);
+  int n = 0;
+  if (dp) {
+    for (struct dirent *de; (de = readdir(dp));)
+      if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) n++;
+    closedir(dp);
+  }
+  if ((dp || errno == ENOENT) && n == 0) return 0;
+  return err_set(e, EXIT_RUNTIME, "%s appeared while exporting and is not an empty directory; %s "
+                 "is complete and kept: move %s out of the way and rerun with --resume (it "
+                 "verifies and publishes)", d->target, d->partial, d->target);
+}
+
+/* The bookkeeping goes only once nothing can stop the rename: the target is checked first (a
+ * failure keeps the manifest and journals, so --resume still works once the target is out of
+ * the way), and stop signals wait until the rename is done (a signal between the unlinks and the
+ * rename would strand a complete export that --resume no longer recognizes). */
 int resume_dir_publish(resume_dir *d, err *e) {
-  int rc = unlink_prefixed(d->partial, JOURNAL_PREFIX, 0, e);
+  int rc = target_free(d, e);
+  if (rc != 0) {
+    resume_dir_close(d, 0);
+    return -1;
+  }
+  sigset_t stop, old;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGHUP);
+  sigaddset(&stop, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &stop, &old);
+  rc = unlink_prefixed(d->partial, JOURNAL_PREFIX, 0, e);
   if (rc == 0) rc = unlink_prefixed(d->partial, MANIFEST_NAME, 1, e);
   if (rc == 0) rc = unlink_prefixed(d->partial, LOCK_NAME, 1, e);
   if (rc == 0) rc = fs_fsync_dir(d->partial, e);
   if (rc == 0 && rename(d->partial, d->target) != 0)
-    rc = err_errno(e, errno, "%s: cannot rename %s to it", d->target, d->partial);
+    rc = err_errno(e, errno, "%s: cannot rename %s to it (%s holds the complete export: move it "
+                   "there by hand)", d->target, d->partial, d->partial);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc == 0) rc = fs_fsync_dir(d->parent, e);
   resume_dir_close(d, 0);
   return rc;
@@ -235,7 +270,7 @@ static int parse_u64(const char **p, int base, uint64_t *v) {
 /* one line (without its newline) -> r; -1 if it is not a valid record */
 static int parse_line(const char *s, size_t n, resume_record *r) {
   char line[512];
-  if (n < 40 || n >= sizeof line) return -1;
+  if (n < 40 || n + 2 > sizeof line) return -1; /* room for the ' ' and the NUL below */
   memcpy(line, s, n);
   line[n] = ' '; /* every field, the check included, ends with a space for parse_u64 */
   line[n + 1] = '\0';

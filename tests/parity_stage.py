@@ -251,7 +251,9 @@ rc, out, err = run(1, "run", syn, "--prompt-ids", IDS, "--max-tokens", "1", "--t
 check(rc == 0, f"synth run --trace: {rc} {err[-300:]}")
 for tag, ref, extra, msg in (
         ("a trace of 5 layers", syn_tr, [], "5 layers, but the checkpoint"),
-        ("another prompt", tr, ["--prompt-ids", "1,2,3"], "is not the start of the reference")):
+        ("another prompt", tr, ["--prompt-ids", "1,2,3"], "is not the start of the reference"),
+        ("--max-layers", tr, ["--max-layers", "2"], "takes no --max-layers"),
+        ("a text prompt", tr, ["--prompt", "Hello"], "takes no --max-layers, --prompt")):
     rep = os.path.join(WORK, "refused.h5")
     rc, out, err = run(2, "parity", CKPT, "--per-stage", "--reference", ref, "--report", rep, *extra)
     lines = [l for l in err.splitlines() if l.startswith("gptoss-mpi: error")]

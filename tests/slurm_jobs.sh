@@ -102,6 +102,7 @@ case $mode in
     J=$W/out/ep-$JOB_ID
     check "sbatch --wait exit 0" "[ $RC -eq 0 ]"
     check "COMPLETED written, status ok" "grep -qx 'status: ok' '$J/COMPLETED'"
+    check "COMPLETED: parity checked the published model" "grep -qx 'parity_checked: the published onnx/ model' '$J/COMPLETED'"
     check "no .partial left" "[ ! -e '$J/.partial' ]"
     check "model.onnx and its data" "[ -s '$J/onnx/onnx/model.onnx' ] && [ -s '$J/onnx/onnx/model.onnx.data' ]"
     check "client files beside it" "[ -s '$J/onnx/config.json' ] && [ -s '$J/onnx/genai_config.json' ] && [ -s '$J/onnx/generation_config.json' ]"
@@ -149,6 +150,7 @@ assert sorted(f['layers'].keys()) == ['0', '1', '2', '3']
     check "sbatch --wait exit 0" "[ $RC -eq 0 ]"
     check "COMPLETED written, status ok" "grep -qx 'status: ok' '$J/COMPLETED'"
     check "the full export written too" "[ -s '$J/onnx/onnx/model.onnx' ] && [ -s '$J/onnx/onnx/model.onnx.data' ]"
+    check "COMPLETED says what parity checked" "grep -q '^parity_checked: one-layer sub-models' '$J/COMPLETED'"
     check "parity ran --per-stage with the job's reference, not --onnx" "grep -E 'parity .*--per-stage' '$LOG' | grep -q -- '--reference' && ! grep -E 'parity .*--per-stage' '$LOG' | grep -q -- '--onnx'"
     check "parity report: verdict pass, 4 ranks" "'$PY3' -c \"
 import h5py
