@@ -90,6 +90,12 @@ void model_linear(const model *m, const float *x, int T, int Din, const float *W
 int model_linear_w(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
                    int64_t chunk, float *y, int ldy, double *secs, double *flop, err *e);
 
+/* The same for the matrix rows [r0, r1) only: y column (r - r0) holds row r; b (if any) is the
+ * whole bias, indexed by row. Row chunks start at r0. */
+int model_linear_rows(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
+                      int64_t r0, int64_t r1, int64_t chunk, float *y, int ldy, double *secs,
+                      double *flop, err *e);
+
 /* Whether a product of T tokens uses the direct kernels (bf16: T of the call; MXFP4: tokens of
  * one expert). */
 int model_use_direct(const model *m, int T, int max_direct);

@@ -100,6 +100,20 @@ static uint64_t convert_bytes(const gpt_config *c, int leader, int has_head) {
   return 4 * w;
 }
 
+void plan_group_share(const gpt_config *c, int G, int g, int *u0, int *u1, int *d0, int *d1,
+                      int64_t *v0, int64_t *v1) {
+  const int64_t U = c->n_kv_heads, D = c->hidden, V = c->vocab;
+  const int64_t chunks = (V + PLAN_UNEMB_CHUNK - 1) / PLAN_UNEMB_CHUNK;
+  *u0 = (int)(U * g / G);
+  *u1 = (int)(U * (g + 1) / G);
+  *d0 = (int)(D * g / G);
+  *d1 = (int)(D * (g + 1) / G);
+  *v0 = chunks * g / G * PLAN_UNEMB_CHUNK;
+  *v1 = chunks * (g + 1) / G * PLAN_UNEMB_CHUNK;
+  if (*v0 > V) *v0 = V;
+  if (*v1 > V) *v1 = V;
+}
+
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq) {
   return 2ull * 4ull * (uint64_t)n_layers * (uint64_t)max_seq * (uint64_t)c->n_kv_heads *
          (uint64_t)c->head_dim;

@@ -89,6 +89,14 @@ uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq);
  * expert outputs exchanged with the other groups, one row of logits on the head rank. */
 uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, int leader,
                              int has_head);
+/* The attention and head work group g of a stage of G groups shares (docs/distributed.md
+ * "Attention and head split"): attention units [u0, u1) (unit u = KV head u and its query heads),
+ * rows [d0, d1) of the attention's output projection, and vocabulary rows [v0, v1) of the
+ * unembedding in whole PLAN_UNEMB_CHUNK chunks (v0 a multiple of it). Contiguous, balanced,
+ * group 0 first; a group may get an empty range when there are fewer units than groups. */
+void plan_group_share(const gpt_config *c, int G, int g, int *u0, int *u1, int *d0, int *d1,
+                      int64_t *v0, int64_t *v1);
+
 /* KV cache bytes for n_layers layers and max_seq positions. */
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq);
 
