@@ -66,7 +66,7 @@ int model_attn_heads(model *m, int layer, model_kv *kv, int pos0, int T, const f
   /* qkv = t . qkv.weightᵀ + qkv.bias: every row at once, or the q, k and v rows of the units
    * (the same sums: each output element's sgemm/kernel sum does not depend on the rows asked) */
   float *qkv = m->qkv; /* [T, QKV] */
-  if (model_load_all(m, layer, CK_QKV_B, m->vec_b, e) != 0) return -1;
+  if (u0 < u1 && model_load_all(m, layer, CK_QKV_B, m->vec_b, e) != 0) return -1;
   if (u0 == 0 && u1 == KVH) {
     if (model_linear_w(m, layer, CK_QKV_W, t, T, m->vec_b, QKV, qkv, QKV, &m->st.attn_gemm_s,
                        &m->st.attn_gemm_flop, e) != 0)

@@ -5,10 +5,10 @@
  * Ranks = stages x groups. Stage s owns a contiguous layer range (balanced by checkpoint bytes;
  * the embedding goes with the first stage, final norm + unembedding with the last). Inside a
  * stage, group g (rank s*G + g) owns the expert range [expert0, expert0 + n_experts) of every
- * layer of the stage; group 0 is the stage leader and also runs attention, the router and the
- * stage's share of embedding/head. Every rank's memory is predicted as the checkpoint bytes it
- * reads (file-backed pages it touches: every mapped byte, except that of the embedding only the
- * rows looked up are read) plus the fp32 scratch, KV cache and activations of the forward pass
+ * layer of the stage and its share of the stage's attention and head (plan_group_share);
+ * group 0 is the stage leader and also runs the router and the embedding and picks the next
+ * token. Every rank's memory is predicted as the checkpoint bytes it reads (file-backed pages
+ * it touches: every mapped byte, except that of the embedding only the rows looked up are read) plus the fp32 scratch, KV cache and activations of the forward pass
  * and the exchange buffers (anonymous memory) plus the process baseline. Local (no MPI). */
 #ifndef GPTOSS_PLAN_H
 #define GPTOSS_PLAN_H
@@ -86,9 +86,10 @@ uint64_t plan_expert_bytes(const gpt_config *c);
 uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq);
 /* Buffers of the distributed pass on one rank (mirrors dfwd_init in mpi/dist_forward.c without
  * tracing): hidden state, router outputs and expert rows of the stage leader, token rows and
- * expert outputs exchanged with the other groups, one row of logits on the head rank. */
+ * expert outputs exchanged with the other groups, the attention split's blocks (G > 1), one row
+ * of logits on the head rank, and head_rows logits on another rank of the last stage. */
 uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, int leader,
-                             int has_head);
+                             int has_head, int64_t head_rows);
 /* The attention and head work group g of a stage of G groups shares (docs/distributed.md
  * "Attention and head split"): attention units [u0, u1) (unit u = KV head u and its query heads),
  * rows [d0, d1) of the attention's output projection, and vocabulary rows [v0, v1) of the

@@ -315,7 +315,10 @@ def corrupt():
     cases = [  # (tensor, expert or None, value bytes, P, stages, owning rank)
         ("block.2.mlp.mlp1_weight.scales", 12, b"\xff", 4, 2, 3),   # 2x2: stage 1, group 1
         ("block.1.mlp.mlp2_weight.scales", 5, b"\xff", 4, 1, 1),    # 1x4: experts 4-7
-        ("block.3.attn.qkv.weight", None, struct.pack("<H", 0x7fc0), 4, 2, 2),  # stage 1 leader
+        # stage 1 = ranks 2, 3: row 96 is a q row of KV head 1, the attention unit of group 1
+        ("block.3.attn.qkv.weight", None, struct.pack("<H", 0x7fc0), 4, 2, 3),
+        # the 512-row vocabulary is one unembedding chunk: group 1 of 2 computes all of it
+        ("unembedding.weight", None, struct.pack("<H", 0x7fc0), 2, 1, 1),
         ("block.0.attn.out.weight", None, struct.pack("<H", 0x7fc0), 4, 4, 0),
     ]
     for name, expert, value, P, S, rank in cases:
