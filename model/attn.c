@@ -64,21 +64,28 @@ int model_attn_heads(model *m, int layer, model_kv *kv, int pos0, int T, const f
     memcpy(cap->attn_norm_out + (int64_t)pos0 * D, t, (size_t)T * D * sizeof(float));
 
   /* qkv = t . qkv.weightᵀ + qkv.bias: every row at once, or the q, k and v rows of the units
-   * (the same sums: each output element's sgemm/kernel sum does not depend on the rows asked) */
+   * (the same sums: a large sgemm's and the direct kernels' per-element sums do not depend on
+   * the rows asked). When one unit's k rows would be a small sgemm, unit by unit on every rank
+   * count: each block is then the same call whatever the split. */
   float *qkv = m->qkv; /* [T, QKV] */
   if (u0 < u1 && model_load_all(m, layer, CK_QKV_B, m->vec_b, e) != 0) return -1;
-  if (u0 == 0 && u1 == KVH) {
+  const int blocked = !model_use_direct(m, T, MODEL_BF16_DIRECT_MAX_T) &&
+                      (int64_t)T * Dh * D < MODEL_SGEMM_SMALL;
+  if (u0 == 0 && u1 == KVH && !blocked) {
     if (model_linear_w(m, layer, CK_QKV_W, t, T, m->vec_b, QKV, qkv, QKV, &m->st.attn_gemm_s,
                        &m->st.attn_gemm_flop, e) != 0)
       return -1;
-  } else if (u0 < u1) {
-    const int64_t r[3][2] = {{(int64_t)u0 * G * Dh, (int64_t)u1 * G * Dh},
-                             {HD + (int64_t)u0 * Dh, HD + (int64_t)u1 * Dh},
-                             {HD + WA + (int64_t)u0 * Dh, HD + WA + (int64_t)u1 * Dh}};
-    for (int i = 0; i < 3; i++)
-      if (model_linear_rows(m, layer, CK_QKV_W, t, T, m->vec_b, r[i][0], r[i][1], QKV, qkv + r[i][0],
-                            QKV, &m->st.attn_gemm_s, &m->st.attn_gemm_flop, e) != 0)
-        return -1;
+  } else {
+    for (int b0 = u0; b0 < u1; b0 = blocked ? b0 + 1 : u1) {
+      const int b1 = blocked ? b0 + 1 : u1;
+      const int64_t r[3][2] = {{(int64_t)b0 * G * Dh, (int64_t)b1 * G * Dh},
+                               {HD + (int64_t)b0 * Dh, HD + (int64_t)b1 * Dh},
+                               {HD + WA + (int64_t)b0 * Dh, HD + WA + (int64_t)b1 * Dh}};
+      for (int i = 0; i < 3; i++)
+        if (model_linear_rows(m, layer, CK_QKV_W, t, T, m->vec_b, r[i][0], r[i][1], QKV,
+                              qkv + r[i][0], QKV, &m->st.attn_gemm_s, &m->st.attn_gemm_flop, e) != 0)
+          return -1;
+    }
   }
   if (cap && cap->qkv_out)
     memcpy(cap->qkv_out + (int64_t)pos0 * QKV, qkv, (size_t)T * QKV * sizeof(float));
@@ -161,15 +168,22 @@ int model_attn_heads(model *m, int layer, model_kv *kv, int pos0, int T, const f
 
 int model_attn_out(model *m, int layer, int T, float *x, int d0, int d1, err *e) {
   const int D = m->c.hidden;
-  if (T < 1 || T > m->max_T || d0 < 0 || d1 > D || d0 > d1)
+  if (T < 1 || T > m->max_T || d0 < 0 || d1 > D || d0 > d1 || (d0 % MODEL_OUT_BLOCK && d0 != D))
     return err_set(e, EXIT_RUNTIME, "attention output: %d tokens, rows [%d, %d) of %d", T, d0, d1, D);
   if (d0 == d1) return 0;
   /* x = x + (att . out.weightᵀ + out.bias) */
+  /* in MODEL_OUT_BLOCK blocks when one would be a small sgemm (as the qkv projection above) */
   float *proj = m->proj; /* [T, D] */
-  if (model_load_all(m, layer, CK_OUT_B, m->vec_b, e) != 0 ||
-      model_linear_rows(m, layer, CK_OUT_W, m->att, T, m->vec_b, d0, d1, D, proj + d0, D,
-                        &m->st.attn_gemm_s, &m->st.attn_gemm_flop, e) != 0)
-    return -1;
+  const int HD = m->c.n_heads * m->c.head_dim;
+  const int blocked = !model_use_direct(m, T, MODEL_BF16_DIRECT_MAX_T) &&
+                      (int64_t)T * MODEL_OUT_BLOCK * HD < MODEL_SGEMM_SMALL;
+  if (model_load_all(m, layer, CK_OUT_B, m->vec_b, e) != 0) return -1;
+  for (int b0 = d0; b0 < d1; b0 = blocked ? b0 + MODEL_OUT_BLOCK : d1) {
+    const int b1 = blocked && b0 + MODEL_OUT_BLOCK < d1 ? b0 + MODEL_OUT_BLOCK : d1;
+    if (model_linear_rows(m, layer, CK_OUT_W, m->att, T, m->vec_b, b0, b1, D, proj + b0, D,
+                          &m->st.attn_gemm_s, &m->st.attn_gemm_flop, e) != 0)
+      return -1;
+  }
   for (int i = 0; i < T; i++)
     for (int d = d0; d < d1; d++) {
       float *xp = x + (int64_t)i * D + d;

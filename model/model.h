@@ -143,7 +143,8 @@ int model_attn_heads(model *m, int layer, model_kv *kv, int pos0, int T, const f
  * projection buffer [max_T, QKV] (before RoPE only inside model_attn_heads' capture). */
 float *model_attn_buf(model *m);
 /* x[:, d0:d1] += att . out.weight[d0:d1]ᵀ + out.bias[d0:d1] (rounded as the block), from the
- * whole model_attn_buf. Each output element's sum is the same for every [d0, d1). */
+ * whole model_attn_buf; d0 a multiple of PLAN_OUT_BLOCK (or D). Each output element's sum is
+ * the same for every such [d0, d1). */
 int model_attn_out(model *m, int layer, int T, float *x, int d0, int d1, err *e);
 
 /* t = RMSNorm(x) with the layer's mlp norm; logits = t . gateᵀ + b; top-k per token.

@@ -24,6 +24,14 @@
 #define MODEL_BF16_DIRECT_MAX_T 128
 #define MODEL_MX4_DIRECT_MAX_T 128
 
+/* Output-projection rows per block (model_attn_out; the plan shares whole blocks). */
+#define MODEL_OUT_BLOCK PLAN_OUT_BLOCK
+/* An sgemm of M x N x K under this many multiply-adds may go to BLAS's small-matrix kernels
+ * (OpenBLAS: at most 100^3 on SkylakeX), whose sums differ from the large kernels'; the
+ * attention's projections are then computed in fixed blocks on every rank count (attn.c).
+ * A large sgemm's per-element sums do not depend on N (verified: dist_split_20b). */
+#define MODEL_SGEMM_SMALL (1 << 22)
+
 struct model {
   const ckpt *ck;
   gpt_config c;

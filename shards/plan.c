@@ -147,8 +147,11 @@ void plan_group_share(const gpt_config *c, int G, int g, int *u0, int *u1, int *
   const int64_t chunks = (V + PLAN_UNEMB_CHUNK - 1) / PLAN_UNEMB_CHUNK;
   *u0 = (int)(U * g / G);
   *u1 = (int)(U * (g + 1) / G);
-  *d0 = (int)(D * g / G);
-  *d1 = (int)(D * (g + 1) / G);
+  const int64_t blocks = (D + PLAN_OUT_BLOCK - 1) / PLAN_OUT_BLOCK;
+  *d0 = (int)(blocks * g / G * PLAN_OUT_BLOCK);
+  *d1 = (int)(blocks * (g + 1) / G * PLAN_OUT_BLOCK);
+  if (*d0 > D) *d0 = (int)D;
+  if (*d1 > D) *d1 = (int)D;
   *v0 = chunks * g / G * PLAN_UNEMB_CHUNK;
   *v1 = chunks * (g + 1) / G * PLAN_UNEMB_CHUNK;
   if (*v0 > V) *v0 = V;

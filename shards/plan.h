@@ -48,6 +48,10 @@ typedef struct {
 #define PLAN_MAX_STAGES 1024
 /* Unembedding rows the forward pass converts to fp32 at a time (model/ uses the same). */
 #define PLAN_UNEMB_CHUNK 512
+/* Rows of the attention's output projection per block: the groups of a stage share whole blocks
+ * (plan_group_share), and small products are computed block by block on every rank count
+ * (model/attn.c). */
+#define PLAN_OUT_BLOCK 32
 /* A looked-up embedding row costs about one page-cache folio of resident memory, not its 2*D
  * bytes: the kernel maps the folio around a fault (Linux 6.18 on ext4: folios up to 2 MiB;
  * measured 0.9-1.6 MiB per row at 20b widths, depending on the folios in the page cache; older
@@ -92,7 +96,8 @@ uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, 
                              int has_head, int64_t head_rows);
 /* The attention and head work group g of a stage of G groups shares (docs/distributed.md
  * "Attention and head split"): attention units [u0, u1) (unit u = KV head u and its query heads),
- * rows [d0, d1) of the attention's output projection, and vocabulary rows [v0, v1) of the
+ * rows [d0, d1) of the attention's output projection in whole PLAN_OUT_BLOCK blocks (d0 a
+ * multiple of it), and vocabulary rows [v0, v1) of the
  * unembedding in whole PLAN_UNEMB_CHUNK chunks (v0 a multiple of it). Contiguous, balanced,
  * group 0 first; a group may get an empty range when there are fewer units than groups. */
 void plan_group_share(const gpt_config *c, int G, int g, int *u0, int *u1, int *d0, int *d1,
