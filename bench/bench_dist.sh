@@ -10,8 +10,8 @@
 # tok/s, bytes sent between ranks per token against the minimum the plan implies, and per rank
 # the peak RSS against the plan's prediction (the -v lines of `run`). The minimum for expert
 # groups needs the routing: one more P=2 run with --trace (not timed) provides topk_indices.
-# Then the goal: $PAIRS (default 7) rounds of P=1 --threads 1, P=1 --threads 2 and P=2 as 2
-# expert groups in turn: each round's load average, prefill times and the speed-up of the
+# Then the goal: $PAIRS (default 7) rounds of P=1 --threads 1, P=2 as 2 expert groups and
+# P=1 --threads 2 in turn: each round's load average, prefill times and the speed-up of the
 # groups over each one-rank run (2 cores in all at --threads 2), and the medians (IDLE_WAIT: see
 # below).
 # The checkpoint is read from the page cache (a warm-up read precedes the runs). Removes
@@ -137,15 +137,16 @@ idle() {
 }
 prefill() { grep -o 'prefill: [0-9]* tokens in [0-9.]* s' "$W/$1.err" | awk '{print $5}'; }
 echo
-echo "goal: $PAIRS rounds of P=1 --threads 1, P=1 --threads 2, P=2 --stages 1 (2 expert groups, 1 thread each)"
+echo "goal: $PAIRS rounds of P=1 --threads 1, P=2 --stages 1 (2 expert groups, 1 thread each), P=1 --threads 2"
 echo "| round | load (1 min) | P=1 t1 s | P=1 t2 s | P=2 groups s | t1 / groups | t2 / groups |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 : > "$W/goal.txt"
 for i in $(seq 1 "$PAIRS"); do
   load=$(cut -d' ' -f1 /proc/loadavg)
+  # the groups' run between the two one-rank runs: each ratio compares neighbours in time
   idle; run g1 1 --threads 1
-  idle; run g2 1 --threads 2
   idle; run gg 2 --stages 1 --threads 1
+  idle; run g2 1 --threads 2
   a=$(prefill g1) b=$(prefill g2) c=$(prefill gg)
   echo "$a $b $c" >> "$W/goal.txt"
   awk -v i="$i" -v l="$load" -v a="$a" -v b="$b" -v c="$c" \
