@@ -98,34 +98,50 @@ int model_load_all(model *m, int layer, ckpt_role role, float *out, err *e) {
   return rc;
 }
 
-int model_linear_w(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
-                   int64_t chunk, float *y, int ldy, double *secs, double *flop, err *e) {
+int model_linear_rows(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
+                      int64_t r0, int64_t r1, int64_t chunk, float *y, int ldy, double *secs,
+                      double *flop, err *e) {
   const ckpt_tensor *w = find_tensor(m, layer, role, e);
   if (!w) return -1;
   if (w->dtype != ST_BF16 || w->n_dims != 2)
     return err_set(e, EXIT_RUNTIME, "%s: expected a BF16 matrix", w->name);
   const int64_t N = w->shape[0], Din = w->shape[1];
+  if (r0 < 0 || r1 > N || r0 > r1)
+    return err_set(e, EXIT_RUNTIME, "%s: rows [%lld, %lld) of %lld", w->name, (long long)r0,
+                   (long long)r1, (long long)N);
+  if (r0 == r1) return 0;
   if (model_use_direct(m, T, MODEL_BF16_DIRECT_MAX_T)) {
     const double t0 = log_now();
     int64_t row = 0; /* the Hugging Face q/k/v parts are consecutive row ranges */
     for (int p = 0; p < w->n_parts; p++) {
       const int64_t n = w->part[p]->shape[0];
-      kern_bf16_nt_par(m->isa, w->part[p]->data, n, Din, x, Din, T, y + row, ldy);
+      const int64_t a = row > r0 ? row : r0, z = row + n < r1 ? row + n : r1;
+      if (a < z)
+        kern_bf16_nt_par(m->isa, (const uint8_t *)w->part[p]->data + (a - row) * Din * 2, z - a,
+                         Din, x, Din, T, y + (a - r0), ldy);
       row += n;
     }
     if (secs) *secs += log_now() - t0;
-    if (flop) *flop += 2.0 * T * N * Din;
-    m->st.direct_bf16_bytes += 2.0 * N * Din;
-    linear_finish(m, T, (int)N, b, y, ldy);
+    if (flop) *flop += 2.0 * T * (r1 - r0) * Din;
+    m->st.direct_bf16_bytes += 2.0 * (r1 - r0) * Din;
+    linear_finish(m, T, (int)(r1 - r0), b ? b + r0 : NULL, y, ldy);
     return 0;
   }
-  for (int64_t r0 = 0; r0 < N; r0 += chunk) {
-    const int64_t n = N - r0 < chunk ? N - r0 : chunk;
-    if (model_load_rows(m, layer, role, r0, n, m->w, e) != 0) return -1;
+  for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+    const int64_t n = r1 - c0 < chunk ? r1 - c0 : chunk;
+    if (model_load_rows(m, layer, role, c0, n, m->w, e) != 0) return -1;
     m->st.matrix_convert_bytes += 2.0 * n * Din;
-    model_linear(m, x, T, (int)Din, m->w, (int)n, b ? b + r0 : NULL, y + r0, ldy, secs, flop);
+    model_linear(m, x, T, (int)Din, m->w, (int)n, b ? b + c0 : NULL, y + (c0 - r0), ldy, secs, flop);
   }
   return 0;
+}
+
+int model_linear_w(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
+                   int64_t chunk, float *y, int ldy, double *secs, double *flop, err *e) {
+  const ckpt_tensor *w = find_tensor(m, layer, role, e);
+  if (!w) return -1;
+  return model_linear_rows(m, layer, role, x, T, b, 0, w->n_dims == 2 ? w->shape[0] : 0, chunk, y,
+                           ldy, secs, flop, e);
 }
 
 /* ---------------------------------------------------------------- RoPE tables (spec 6.3) */
@@ -293,12 +309,21 @@ const char *model_isa_name(const model *m) { return kern_isa_name(m->isa); }
 
 int model_kv_init(const gpt_config *c, int layer0, int n_layers, int max_seq, model_kv *kv,
                   err *e) {
+  return model_kv_init_heads(c, layer0, n_layers, max_seq, 0, c->n_kv_heads, kv, e);
+}
+
+int model_kv_init_heads(const gpt_config *c, int layer0, int n_layers, int max_seq, int head0,
+                        int head1, model_kv *kv, err *e) {
   memset(kv, 0, sizeof *kv);
+  if (head0 < 0 || head1 > c->n_kv_heads || head0 > head1)
+    return err_set(e, EXIT_RUNTIME, "KV cache: heads [%d, %d) of %d", head0, head1, c->n_kv_heads);
   kv->layer0 = layer0;
   kv->n_layers = n_layers;
   kv->max_seq = max_seq;
-  kv->width = c->n_kv_heads * c->head_dim;
-  const size_t n = (size_t)(n_layers > 0 ? n_layers : 1) * max_seq * kv->width;
+  kv->head0 = head0;
+  kv->n_heads = head1 - head0;
+  kv->width = kv->n_heads * c->head_dim;
+  const size_t n = (size_t)(n_layers > 0 ? n_layers : 1) * max_seq * (kv->width > 0 ? kv->width : 1);
   kv->k = malloc(n * sizeof(float));
   kv->v = malloc(n * sizeof(float));
   kv->n_filled = calloc(n_layers > 0 ? n_layers : 1, sizeof(int));
@@ -336,12 +361,20 @@ int model_embed(model *m, const int32_t *ids, int T, float *x, err *e) {
 }
 
 int model_head(model *m, const float *x, int T, float *final_norm_out, float *logits, err *e) {
-  const int D = m->c.hidden, V = m->c.vocab;
+  return model_head_rows(m, x, T, final_norm_out, 0, m->c.vocab, logits, m->c.vocab, e);
+}
+
+int model_head_rows(model *m, const float *x, int T, float *final_norm_out, int64_t v0,
+                    int64_t v1, float *logits, int64_t ldl, err *e) {
+  const int D = m->c.hidden;
+  if (v0 % MODEL_UNEMB_CHUNK != 0 || ldl > INT32_MAX)
+    return err_set(e, EXIT_RUNTIME, "head: vocabulary rows from %lld (not a multiple of %d)",
+                   (long long)v0, MODEL_UNEMB_CHUNK);
   if (model_load_all(m, -1, CK_NORM, m->vec_a, e) != 0) return -1;
   model_rmsnorm(m, x, T, m->vec_a, m->t);
   if (final_norm_out) memcpy(final_norm_out, m->t, (size_t)T * D * sizeof(float));
-  return model_linear_w(m, -1, CK_UNEMBEDDING, m->t, T, NULL, MODEL_UNEMB_CHUNK, logits, V,
-                        &m->st.head_gemm_s, &m->st.head_gemm_flop, e);
+  return model_linear_rows(m, -1, CK_UNEMBEDDING, m->t, T, NULL, v0, v1, MODEL_UNEMB_CHUNK, logits,
+                           (int)ldl, &m->st.head_gemm_s, &m->st.head_gemm_flop, e);
 }
 
 /* ---------------------------------------------------------------- single-rank chain */

@@ -77,12 +77,16 @@ void model_rope_tables(const model *m, const float **cos, const float **sin, con
  * model_kv_init/free. Row p of a layer holds position p's key/value after RoPE. */
 typedef struct {
   int layer0, n_layers, max_seq;
-  int width;                 /* KV*Dh */
-  float *k;                  /* [n_layers, max_seq, KV*Dh] */
-  float *v;                  /* [n_layers, max_seq, KV*Dh] */
+  int head0, n_heads;        /* KV heads [head0, head0 + n_heads) (all KV heads: 0, KV) */
+  int width;                 /* n_heads*Dh */
+  float *k;                  /* [n_layers, max_seq, n_heads*Dh] */
+  float *v;                  /* [n_layers, max_seq, n_heads*Dh] */
   int *n_filled;             /* [n_layers] positions written so far (0..n-1 are valid) */
 } model_kv;
 int model_kv_init(const gpt_config *c, int layer0, int n_layers, int max_seq, model_kv *kv, err *e);
+/* The same for KV heads [head0, head1) only (a rank computing those heads' attention). */
+int model_kv_init_heads(const gpt_config *c, int layer0, int n_layers, int max_seq, int head0,
+                        int head1, model_kv *kv, err *e);
 void model_kv_free(model_kv *kv);
 /* Forget every position (start a new sequence). */
 void model_kv_reset(model_kv *kv);
@@ -123,6 +127,26 @@ int model_embed(model *m, const int32_t *ids, int T, float *x, err *e);
 int model_attn_block(model *m, int layer, model_kv *kv, int pos0, int T, float *x,
                      model_layer_capture *cap, err *e);
 
+/* The attention block in two parts that ranks can share (docs/distributed.md "Attention and
+ * head split"); model_attn_block is model_attn_heads over every KV head, then
+ * model_attn_out over every output row.
+ *
+ * model_attn_heads: t = RMSNorm(x), then for the attention units [u0, u1) (unit u = KV head u
+ * and its H/KV query heads) the q/k/v projections, RoPE, keys/values into kv (which must hold
+ * KV heads [u0, u1)), and the attention of those query heads into the columns
+ * [u0*(H/KV)*Dh, u1*(H/KV)*Dh) of model_attn_buf (other columns untouched). Each unit's numbers
+ * do not depend on which other units the call computes. cap: attn_norm_out and qkv_out (whole
+ * rows of the projection buffer: only the columns of these units are this call's). */
+int model_attn_heads(model *m, int layer, model_kv *kv, int pos0, int T, const float *x, int u0,
+                     int u1, model_layer_capture *cap, err *e);
+/* The attention output [max_T, H*Dh] (rows of this call) that model_attn_out reads, and the
+ * projection buffer [max_T, QKV] (before RoPE only inside model_attn_heads' capture). */
+float *model_attn_buf(model *m);
+/* x[:, d0:d1] += att . out.weight[d0:d1]ᵀ + out.bias[d0:d1] (rounded as the block), from the
+ * whole model_attn_buf; d0 a multiple of PLAN_OUT_BLOCK (or D). Each output element's sum is
+ * the same for every such [d0, d1). */
+int model_attn_out(model *m, int layer, int T, float *x, int d0, int d1, err *e);
+
 /* t = RMSNorm(x) with the layer's mlp norm; logits = t . gateᵀ + b; top-k per token.
  * x, t: [T, D]; logits: [T, E]; idx: [T, K]; val (selected logits), w (softmax of val): [T, K].
  * All outputs caller-owned. */
@@ -149,6 +173,11 @@ int model_moe_block(model *m, int layer, int pos0, int T, float *x, model_layer_
 /* logits = RMSNorm(x, norm.scale) . unembeddingᵀ (in row chunks of the unembedding).
  * x: [T, D]; final_norm_out: [T, D] or NULL; logits: [T, V]; both caller-owned. */
 int model_head(model *m, const float *x, int T, float *final_norm_out, float *logits, err *e);
+/* The same for vocabulary rows [v0, v1) only: logits[t * ldl + (v - v0)] for v in [v0, v1).
+ * v0 a multiple of PLAN_UNEMB_CHUNK (the chunks are then those of model_head, and every logit
+ * has model_head's bits). */
+int model_head_rows(model *m, const float *x, int T, float *final_norm_out, int64_t v0,
+                    int64_t v1, float *logits, int64_t ldl, err *e);
 
 /* The whole forward pass for ids at positions pos0..pos0+T-1 through layers [0, n_layers)
  * then the head. kv covers layers 0..n_layers-1. logits (caller-owned): [T, V] if all_logits,

@@ -24,6 +24,14 @@
 #define MODEL_BF16_DIRECT_MAX_T 128
 #define MODEL_MX4_DIRECT_MAX_T 128
 
+/* Output-projection rows per block (model_attn_out; the plan shares whole blocks). */
+#define MODEL_OUT_BLOCK PLAN_OUT_BLOCK
+/* An sgemm of M x N x K under this many multiply-adds may go to BLAS's small-matrix kernels
+ * (OpenBLAS: at most 100^3 on SkylakeX), whose sums differ from the large kernels'; the
+ * attention's projections are then computed in fixed blocks on every rank count (attn.c).
+ * A large sgemm's per-element sums do not depend on N (verified: dist_split_20b). */
+#define MODEL_SGEMM_SMALL (1 << 22)
+
 struct model {
   const ckpt *ck;
   gpt_config c;
@@ -89,6 +97,12 @@ void model_linear(const model *m, const float *x, int T, int Din, const float *W
  * chunks of `chunk` rows, and sgemm. x: [T, Din] (row stride Din); y row stride ldy. */
 int model_linear_w(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
                    int64_t chunk, float *y, int ldy, double *secs, double *flop, err *e);
+
+/* The same for the matrix rows [r0, r1) only: y column (r - r0) holds row r; b (if any) is the
+ * whole bias, indexed by row. Row chunks start at r0. */
+int model_linear_rows(model *m, int layer, ckpt_role role, const float *x, int T, const float *b,
+                      int64_t r0, int64_t r1, int64_t chunk, float *y, int ldy, double *secs,
+                      double *flop, err *e);
 
 /* Whether a product of T tokens uses the direct kernels (bf16: T of the call; MXFP4: tokens of
  * one expert). */

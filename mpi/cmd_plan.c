@@ -86,7 +86,8 @@ static void print_table(const plan *p, uint64_t mem_limit) {
            human(x->scratch_bytes, b[3], 24), human(x->kv_bytes, b[4], 24),
            human(x->peak_bytes, b[5], 24), mem_limit && x->peak_bytes > mem_limit ? "  OVER" : "");
   }
-  printf("role: L = stage leader (attention, router), E = embedding, H = final norm + unembedding\n"
+  printf("role: L = stage leader (router; a stage's ranks share its attention), E = embedding,\n"
+         "H = picks the next token (the last stage's ranks share the final norm + unembedding)\n"
          "peak = checkpoint bytes read (page cache, shared by the ranks of a node; of the embedding\n"
          "only the looked-up rows) + scratch + kv + process baseline\n");
 }

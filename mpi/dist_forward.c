@@ -41,6 +41,17 @@ struct dfwd {
   float *sub_y;              /* [max_T, K, D] */
   float *sub_m1, *sub_sw;    /* [max_T, K, 2I], [max_T, K, I] when tracing */
   float *pack_y, *pack_m1, *pack_sw; /* owned slots, packed */
+  /* attention and head split over the stage (G > 1; plan_group_share) */
+  int u0, u1, d0, d1;        /* this rank's attention units and output-projection rows */
+  int64_t v0, v1;            /* its vocabulary rows */
+  int *acol, *drow;          /* [G + 1] attention-output column / projection row boundaries */
+  int64_t *vrow;             /* [G + 1] vocabulary boundaries */
+  int *acnt, *adsp;          /* [G] MPI counts and displacements of the split's exchanges */
+  int *ub, *qb;              /* [G + 1] unit boundaries; scratch boundaries */
+  float *spack, *sstage;     /* [max_T * max(H*Dh, QKV, D)] packed block, gathered blocks */
+  float *qkv_cap;            /* [max_seq, QKV] a member's projection rows when tracing */
+  model_layer_capture mcap;  /* a member's capture (qkv_out only) */
+  float *lbuf;               /* [rows, v1 - v0] a member's logits */
   dfwd_progress_fn progress;
   void *progress_ctx;
 };
@@ -87,6 +98,51 @@ int dfwd_init(dist *d, model *m, int n_layers, int max_tokens, int max_seq, int 
   if (!fail)
     for (int x = me->expert0; x < me->expert0 + me->n_experts; x++) f->own[x] = 1;
   f->sub_t = NULL;
+  const size_t HD = (size_t)f->c.n_heads * f->c.head_dim, QKV = config_qkv_rows(&f->c);
+  const size_t Gq = (size_t)f->c.n_heads / f->c.n_kv_heads;
+  f->acol = xmalloc((G + 1) * sizeof(int), &fail);
+  f->drow = xmalloc((G + 1) * sizeof(int), &fail);
+  f->vrow = xmalloc((G + 1) * sizeof(int64_t), &fail);
+  f->acnt = xmalloc(G * sizeof(int), &fail);
+  f->adsp = xmalloc(G * sizeof(int), &fail);
+  f->ub = xmalloc((G + 1) * sizeof(int), &fail);
+  f->qb = xmalloc((G + 1) * sizeof(int), &fail);
+  for (int g = 0; g < (int)G && !fail; g++) {
+    int u0, u1, d0, d1;
+    int64_t v0, v1;
+    plan_group_share(&f->c, (int)G, g, &u0, &u1, &d0, &d1, &v0, &v1);
+    f->ub[g] = u0;
+    f->ub[g + 1] = u1;
+    f->acol[g] = (int)(u0 * Gq * f->c.head_dim);
+    f->acol[g + 1] = (int)(u1 * Gq * f->c.head_dim);
+    f->drow[g] = d0;
+    f->drow[g + 1] = d1;
+    f->vrow[g] = v0;
+    f->vrow[g + 1] = v1;
+    if (g == me->group) {
+      f->u0 = u0, f->u1 = u1, f->d0 = d0, f->d1 = d1, f->v0 = v0, f->v1 = v1;
+    }
+  }
+  if (G > 1) {
+    size_t wmax = HD > QKV ? HD : QKV;
+    if (D > wmax) wmax = D;
+    if ((uint64_t)T * wmax > (uint64_t)INT32_MAX ||
+        (tracing && (uint64_t)T * (uint64_t)V > (uint64_t)INT32_MAX)) {
+      dfwd_free(f);
+      return err_set(e, EXIT_RUNTIME, "%zu tokens per call are too many for one exchange", T);
+    }
+    f->spack = xmalloc(T * wmax * sizeof(float), &fail);
+    f->sstage = xmalloc(T * wmax * sizeof(float), &fail);
+    if (!me->leader) {
+      f->x = xmalloc(T * D * sizeof(float), &fail);
+      if (me->stage == d->plan.n_stages - 1)
+        f->lbuf = xmalloc((tracing ? T : 1) * (size_t)(f->v1 - f->v0) * sizeof(float), &fail);
+      if (tracing) {
+        f->qkv_cap = xmalloc((size_t)max_seq * QKV * sizeof(float), &fail);
+        f->mcap.qkv_out = f->qkv_cap;
+      }
+    }
+  }
   if (me->leader) {
     f->x = xmalloc(T * D * sizeof(float), &fail);
     f->t = xmalloc(T * D * sizeof(float), &fail);
@@ -126,10 +182,12 @@ int dfwd_init(dist *d, model *m, int n_layers, int max_tokens, int max_seq, int 
     dfwd_free(f);
     return err_set(e, EXIT_RUNTIME, "out of memory for the forward pass buffers (%zu tokens)", T);
   }
-  if (me->leader) {
+  {
+    /* the KV heads of this rank's attention units, on every rank of a stage with layers */
     int first = me->layer0, last = me->layer0 + me->n_layers;
     if (last > n_layers) last = n_layers;
-    if (last > first && model_kv_init(&f->c, first, last - first, max_seq, &f->kv, e) != 0) {
+    if (last > first && (me->leader || f->u0 < f->u1) &&
+        model_kv_init_heads(&f->c, first, last - first, max_seq, f->u0, f->u1, &f->kv, e) != 0) {
       dfwd_free(f);
       return -1;
     }
@@ -145,7 +203,9 @@ void dfwd_free(dfwd *f) {
                   f->val,    f->w,            f->y,       f->logits,   f->tok,     f->n_tok,
                   f->n_own,  f->cnt,          f->dsp,     f->send_t,   f->send_idx, f->recv_y,
                   f->recv_m1, f->recv_sw,     f->sub_t,   f->sub_idx,  f->sub_y,   f->sub_m1,
-                  f->sub_sw, f->pack_y,       f->pack_m1, f->pack_sw};
+                  f->sub_sw, f->pack_y,       f->pack_m1, f->pack_sw,  f->acol,   f->drow,
+                  f->vrow,   f->acnt,         f->adsp,    f->spack,    f->sstage,  f->qkv_cap,
+                  f->lbuf,   f->ub,           f->qb};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
   free(f);
 }
@@ -326,12 +386,94 @@ static int moe_exchange(dfwd *f, int layer, int T, int pos0, err *e) {
 
 /* ---------------------------------------------------------------- one layer */
 
-/* The stage leader's attention and router, then the expert exchange, then the combine. */
+/* Columns [c0, c1) of the rows of a [T, ld] matrix, packed into out [T, c1 - c0]. */
+static void pack_cols(const float *a, int T, int ld, int c0, int c1, float *out) {
+  for (int i = 0; i < T; i++)
+    memcpy(out + (size_t)i * (c1 - c0), a + (size_t)i * ld + c0, (size_t)(c1 - c0) * sizeof(float));
+}
+
+static void unpack_cols(const float *in, int T, int ld, int c0, int c1, float *a) {
+  for (int i = 0; i < T; i++)
+    memcpy(a + (size_t)i * ld + c0, in + (size_t)i * (c1 - c0), (size_t)(c1 - c0) * sizeof(float));
+}
+
+/* Gather (to the leader, or to every rank with all) the column blocks [b[g], b[g+1]) of a
+ * [T, ld] matrix that each group g computed: the other groups' blocks are written into a
+ * (a NULL: this rank takes part without data; its block is then sent undefined). */
+static int gather_cols(dfwd *f, float *a, int T, int ld, const int *b, int all) {
+  const int G = f->G, me = f->d->me->group;
+  size_t o = 0;
+  for (int g = 0; g < G; g++) {
+    f->acnt[g] = T * (b[g + 1] - b[g]);
+    f->adsp[g] = (int)o;
+    o += (size_t)f->acnt[g];
+  }
+  if (a) pack_cols(a, T, ld, b[me], b[me + 1], f->spack);
+  int rc;
+  if (all) {
+    rc = MPI_Allgatherv(f->spack, f->acnt[me], MPI_FLOAT, f->sstage, f->acnt, f->adsp, MPI_FLOAT,
+                        f->d->stage);
+    f->d->bytes_sent += (uint64_t)(G - 1) * f->acnt[me] * sizeof(float);
+  } else {
+    rc = MPI_Gatherv(f->spack, f->acnt[me], MPI_FLOAT, f->sstage, f->acnt, f->adsp, MPI_FLOAT, 0,
+                     f->d->stage);
+    if (me != 0) f->d->bytes_sent += (uint64_t)f->acnt[me] * sizeof(float);
+  }
+  if (a && (all || me == 0))
+    for (int g = 0; g < G; g++)
+      if (g != me) unpack_cols(f->sstage + f->adsp[g], T, ld, b[g], b[g + 1], a);
+  return rc;
+}
+
+/* Attention of a stage of G > 1 ranks: the leader (status = its error so far) broadcasts the
+ * hidden state; every rank computes its units' heads (model_attn_heads); the attention outputs
+ * are gathered on every rank; each computes its rows of the output projection and the leader
+ * gathers them. Every number is computed by exactly the code and shapes of one rank's
+ * model_attn_block (docs/distributed.md "Attention and head split"). */
+static void attn_split(dfwd *f, int layer, int T, int pos0, model_layer_capture *lc, err *e) {
+  const gpt_config *c = &f->c;
+  const int D = c->hidden, HD = c->n_heads * c->head_dim, Dh = c->head_dim;
+  const int QKV = (int)config_qkv_rows(c), WA = c->n_kv_heads * Dh, Gq = c->n_heads / c->n_kv_heads;
+  const int leader = f->d->me->leader;
+  MPI_Comm sc = f->d->stage;
+  int rc = MPI_SUCCESS;
+  if (leader && e->code == 0) dist_fault(f->d, "attn", e);
+  int st = leader ? e->code != 0 : 0;
+  rc |= MPI_Bcast(&st, 1, MPI_INT, 0, sc);
+  if (st) return; /* the leader failed: the agreement follows */
+  rc |= MPI_Bcast(f->x, T * D, MPI_FLOAT, 0, sc);
+  if (leader) f->d->bytes_sent += (uint64_t)(f->G - 1) * T * D * sizeof(float);
+  model_layer_capture *cap = leader ? lc : f->tracing ? &f->mcap : NULL;
+  if ((leader || f->u0 < f->u1) && e->code == 0) /* the leader captures attn_norm_out */
+    model_attn_heads(f->m, layer, &f->kv, pos0, T, f->x, f->u0, f->u1, cap, e);
+  float *att = model_attn_buf(f->m);
+  rc |= gather_cols(f, att, T, HD, f->acol, 1);
+  if (lc && lc->sdpa_out) memcpy(lc->sdpa_out + (size_t)pos0 * HD, att, (size_t)T * HD * sizeof(float));
+  if (e->code == 0) model_attn_out(f->m, layer, T, f->x, f->d0, f->d1, e);
+  rc |= gather_cols(f, f->x, T, D, f->drow, 0);
+  if (f->tracing) {
+    /* the projection rows before RoPE: each group's q, then k, then v columns */
+    float *q = leader ? (lc ? lc->qkv_out : NULL) : f->qkv_cap;
+    for (int part = 0; part < 3; part++) {
+      const int base = part == 0 ? 0 : part == 1 ? HD : HD + WA, w = part == 0 ? Gq * Dh : Dh;
+      for (int g = 0; g <= f->G; g++) f->qb[g] = base + f->ub[g] * w;
+      rc |= gather_cols(f, q ? q + (size_t)pos0 * QKV : NULL, T, QKV, f->qb, 0);
+    }
+  }
+  if (rc != MPI_SUCCESS) err_set(e, EXIT_RUNTIME, "MPI attention exchange failed in layer %d", layer);
+  if (lc && lc->hidden_after_attn)
+    memcpy(lc->hidden_after_attn + (size_t)pos0 * D, f->x, (size_t)T * D * sizeof(float));
+}
+
+/* The stage leader's attention (split over the stage when it has more ranks) and router, then
+ * the expert exchange, then the combine. */
 static void run_layer(dfwd *f, int layer, int T, int pos0, err *e) {
   const int D = f->c.hidden, E = f->c.n_experts, K = f->c.top_k;
   model_layer_capture *lc = f->cap && f->cap->layers ? &f->cap->layers[layer] : NULL;
-  if (f->d->me->leader && e->code == 0 && dist_fault(f->d, "attn", e) == 0 &&
-      model_attn_block(f->m, layer, &f->kv, pos0, T, f->x, lc, e) == 0 &&
+  if (f->G > 1) attn_split(f, layer, T, pos0, lc, e);
+  if (f->d->me->leader && e->code == 0 &&
+      (f->G > 1 || (dist_fault(f->d, "attn", e) == 0 &&
+                    model_attn_block(f->m, layer, &f->kv, pos0, T, f->x, lc, e) == 0)) &&
       model_router(f->m, layer, f->x, T, f->t, f->rlogits, f->idx, f->val, f->w, e) == 0 && lc) {
     const size_t p = pos0;
     if (lc->mlp_norm_out) memcpy(lc->mlp_norm_out + p * D, f->t, (size_t)T * D * sizeof(float));
@@ -350,12 +492,72 @@ static void run_layer(dfwd *f, int layer, int T, int pos0, err *e) {
     memcpy(lc->hidden_after_mlp + (size_t)pos0 * D, f->x, (size_t)T * D * sizeof(float));
 }
 
+/* ---------------------------------------------------------------- the head */
+
+/* Final norm, unembedding and the next token on the last stage (collective over it). With
+ * G > 1 the leader broadcasts its status, the rows and the hidden state; every rank computes
+ * its vocabulary rows (plan_group_share: whole chunks of model_head's, so the same bits) and the
+ * leader gathers the logits. */
+static void head(dfwd *f, int T, int pos0, int all_logits, int32_t *best, err *e) {
+  dist *d = f->d;
+  const int D = f->c.hidden, V = f->c.vocab, leader = d->me->leader;
+  MPI_Comm sc = d->stage;
+  int hdr[2] = {0, 1}; /* leader status, rows */
+  if (leader) {
+    if (e->code == 0) dist_fault(d, "head", e);
+    hdr[0] = e->code != 0;
+    /* every position's logits only into a capture; otherwise the last row (f->logits is [V]) */
+    hdr[1] = all_logits && f->cap && f->cap->logits ? T : 1;
+  }
+  int rc = MPI_SUCCESS;
+  if (f->G > 1) rc |= MPI_Bcast(hdr, 2, MPI_INT, 0, sc);
+  if (hdr[0]) return;
+  const int rows = hdr[1];
+  float *xin = f->x + (size_t)(T - rows) * D;
+  if (f->G > 1) {
+    rc |= MPI_Bcast(xin, rows * D, MPI_FLOAT, 0, sc);
+    if (leader) d->bytes_sent += (uint64_t)(f->G - 1) * rows * D * sizeof(float);
+  }
+  float *lg = NULL;
+  if (leader) {
+    float *fno = f->cap && f->cap->final_norm_out ? f->cap->final_norm_out + (size_t)pos0 * D : NULL;
+    if (fno && rows != T) fno += (size_t)(T - 1) * D;
+    lg = f->cap && f->cap->logits ? f->cap->logits + (size_t)(pos0 + T - rows) * V : f->logits;
+    if (e->code == 0) model_head_rows(f->m, xin, rows, fno, 0, f->v1, lg, V, e);
+  } else if (e->code == 0) {
+    model_head_rows(f->m, xin, rows, NULL, f->v0, f->v1, f->lbuf, f->v1 - f->v0, e);
+  }
+  if (f->G > 1) {
+    const int nv = (int)(f->v1 - f->v0);
+    if (!leader) {
+      rc |= MPI_Send(f->lbuf, rows * nv, MPI_FLOAT, 0, 300, sc);
+      d->bytes_sent += (uint64_t)rows * nv * sizeof(float);
+    } else {
+      for (int g = 1; g < f->G; g++) {
+        MPI_Datatype block;
+        rc |= MPI_Type_vector(rows, (int)(f->vrow[g + 1] - f->vrow[g]), V, MPI_FLOAT, &block);
+        rc |= MPI_Type_commit(&block);
+        rc |= MPI_Recv(lg + f->vrow[g], 1, block, g, 300, sc, MPI_STATUS_IGNORE);
+        MPI_Type_free(&block);
+      }
+    }
+  }
+  if (rc != MPI_SUCCESS) err_set(e, EXIT_RUNTIME, "MPI exchange of the logits failed");
+  if (leader && e->code == 0) {
+    const float *last = lg + (size_t)(rows - 1) * V;
+    int32_t b = 0;
+    for (int v = 1; v < V; v++)
+      if (last[v] > last[b]) b = v;
+    *best = b;
+  }
+}
+
 /* ---------------------------------------------------------------- one step */
 
 int dfwd_step(dfwd *f, const int32_t *ids, int T, int pos0, int all_logits, int32_t *next_id,
               err *e) {
   dist *d = f->d;
-  const int D = f->c.hidden, V = f->c.vocab;
+  const int D = f->c.hidden;
   if (T < 1 || T > f->max_T || pos0 + T > f->max_seq)
     err_set(e, EXIT_RUNTIME, "forward: %d tokens at position %d exceed the buffers (%d tokens, %d positions)",
             T, pos0, f->max_T, f->max_seq);
@@ -378,20 +580,7 @@ int dfwd_step(dfwd *f, const int32_t *ids, int T, int pos0, int all_logits, int3
   const int H = leader_of(f, d->plan.n_stages - 1);
   move_hidden(f, holder, H, T, e);
   int32_t best = 0;
-  if (d->rank == H && e->code == 0 && dist_fault(d, "head", e) == 0) {
-    float *fno = f->cap && f->cap->final_norm_out ? f->cap->final_norm_out + (size_t)pos0 * D : NULL;
-    float *lg;
-    /* every position's logits only into a capture; otherwise the last row (f->logits is [V]) */
-    const int rows = all_logits && f->cap && f->cap->logits ? T : 1;
-    const float *xin = rows == T ? f->x : f->x + (size_t)(T - 1) * D;
-    if (fno && rows != T) fno += (size_t)(T - 1) * D;
-    lg = f->cap && f->cap->logits ? f->cap->logits + (size_t)(pos0 + T - rows) * V : f->logits;
-    if (model_head(f->m, xin, rows, fno, lg, e) == 0) {
-      const float *last = lg + (size_t)(rows - 1) * V;
-      for (int v = 1; v < V; v++)
-        if (last[v] > last[best]) best = v;
-    }
-  }
+  if (d->me->stage == d->plan.n_stages - 1) head(f, T, pos0, all_logits, &best, e);
   if (dist_agree(d, e) != 0) return -1;
   MPI_Bcast(&best, 1, MPI_INT32_T, H, d->world);
   *next_id = best;

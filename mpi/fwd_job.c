@@ -120,25 +120,41 @@ static long context_positions(const gpt_config *c) {
 }
 
 /* Check the tensors this rank owns before any use (no NaN/inf, no overflowing MXFP4 scale):
- * a corrupt tensor that only one rank reads is reported by that rank. */
-static int check_owned(const ckpt *ck, const plan_rank *me, int n_layers, err *e) {
-  static const ckpt_role attn_roles[] = {CK_ATTN_NORM, CK_QKV_W, CK_QKV_B, CK_SINKS, CK_OUT_W,
-                                         CK_OUT_B, CK_MLP_NORM, CK_GATE_W, CK_GATE_B};
+ * a corrupt tensor that only one rank reads is reported by that rank. Attention and head rows
+ * as the stage shares them (plan_group_share, mpi/dist_forward.c): the attention units' q/k/v
+ * rows, the output-projection rows and the vocabulary rows of this rank's group. */
+static int check_owned(const ckpt *ck, const plan *p, const plan_rank *me, int n_layers, err *e) {
+  const gpt_config *c = ckpt_config(ck);
+  const int64_t Dh = c->head_dim, HD = (int64_t)c->n_heads * Dh, WA = (int64_t)c->n_kv_heads * Dh;
+  const int64_t Gq = c->n_heads / c->n_kv_heads;
+  int u0, u1, d0, d1;
+  int64_t v0, v1;
+  plan_group_share(c, p->n_groups, me->group, &u0, &u1, &d0, &d1, &v0, &v1);
+  const int units = u0 < u1;
+  struct { ckpt_role role; int own; int64_t r0, r1; } parts[] = {
+      {CK_ATTN_NORM, me->leader || units, 0, -1}, {CK_QKV_B, units, 0, -1},
+      {CK_SINKS, units, 0, -1},                   {CK_QKV_W, units, u0 * Gq * Dh, u1 * Gq * Dh},
+      {CK_QKV_W, units, HD + u0 * Dh, HD + u1 * Dh}, {CK_QKV_W, units, HD + WA + u0 * Dh, HD + WA + u1 * Dh},
+      {CK_OUT_B, d0 < d1, 0, -1},                 {CK_OUT_W, d0 < d1, d0, d1},
+      {CK_MLP_NORM, me->leader, 0, -1},           {CK_GATE_W, me->leader, 0, -1},
+      {CK_GATE_B, me->leader, 0, -1}};
   static const ckpt_role expert_roles[] = {CK_MLP1_SCALES, CK_MLP1_BIAS, CK_MLP2_SCALES, CK_MLP2_BIAS};
   int last = me->layer0 + me->n_layers < n_layers ? me->layer0 + me->n_layers : n_layers;
   for (int l = me->layer0; l < last; l++) {
-    for (size_t i = 0; me->leader && i < sizeof attn_roles / sizeof attn_roles[0]; i++) {
-      const ckpt_tensor *t = ckpt_tensor_find(ck, l, attn_roles[i]);
-      if (ckpt_check_rows(ck, t, 0, t->n_dims ? t->shape[0] : 1, e) != 0) return -1;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+      if (!parts[i].own) continue;
+      const ckpt_tensor *t = ckpt_tensor_find(ck, l, parts[i].role);
+      const int64_t r1 = parts[i].r1 < 0 ? (t->n_dims ? t->shape[0] : 1) : parts[i].r1;
+      if (ckpt_check_rows(ck, t, parts[i].r0, r1 - parts[i].r0, e) != 0) return -1;
     }
     for (size_t i = 0; i < sizeof expert_roles / sizeof expert_roles[0]; i++)
       if (ckpt_check_rows(ck, ckpt_tensor_find(ck, l, expert_roles[i]), me->expert0,
                           me->n_experts, e) != 0)
         return -1;
   }
-  if (me->has_head) {
+  if (me->stage == p->n_stages - 1) {
     const ckpt_tensor *n = ckpt_tensor_find(ck, -1, CK_NORM), *u = ckpt_tensor_find(ck, -1, CK_UNEMBEDDING);
-    if (ckpt_check_rows(ck, n, 0, n->shape[0], e) != 0 || ckpt_check_rows(ck, u, 0, u->shape[0], e) != 0)
+    if (ckpt_check_rows(ck, n, 0, n->shape[0], e) != 0 || ckpt_check_rows(ck, u, v0, v1 - v0, e) != 0)
       return -1;
   }
   return 0;
@@ -209,7 +225,7 @@ int fwd_job_run(dist *d, const fwd_job_opts *o, fwd_job *j, err *e) {
   const int captures = o->tracing && (me->leader || d->rank == 0);
   /* "alloc" stands for a failed allocation in the fault tests */
   if (dist_fault(d, "alloc", e) == 0 && dist_fault(d, "load", e) == 0 &&
-      check_owned(j->ck, me, j->n_layers, e) == 0 && model_open(j->ck, &mo, &j->m, e) == 0 &&
+      check_owned(j->ck, &d->plan, me, j->n_layers, e) == 0 && model_open(j->ck, &mo, &j->m, e) == 0 &&
       (!captures || (j->have_trace = trace_alloc(&j->tr, c, j->T_all, j->n_layers, e) == 0))) {
     if (captures) trace_capture(&j->tr, &j->cap);
     dfwd_init(d, j->m, j->n_layers, j->n_prompt, j->T_all, o->tracing, captures ? &j->cap : NULL,

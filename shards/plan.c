@@ -76,15 +76,23 @@ uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq) {
 }
 
 uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, int leader,
-                             int has_head) {
+                             int has_head, int64_t head_rows) {
   const uint64_t T = max_tokens, D = c->hidden, K = c->top_k, E = c->n_experts, G = n_groups;
+  const uint64_t HD = (uint64_t)c->n_heads * c->head_dim, QKV = config_qkv_rows(c);
   uint64_t words = E + 1 + G; /* expert_group, hdr (own: E bytes, below) */
+  words += 4 * (G + 1) + 2 * (G + 1) + 2 * G; /* split boundaries (vrow: int64), counts */
   if (leader) {
     words += 2 * T * D + T * E + 3 * T * K + T * K * D + G * T + 4 * G;
     if (G > 1) words += (G - 1) * T * D + (G - 1) * T * K + T * K * D;
     if (has_head) words += c->vocab;
   } else {
     words += T * D + T * K + 2 * T * K * D;
+    words += T * D + (uint64_t)head_rows; /* hidden state, logits of its vocabulary rows */
+  }
+  if (G > 1) {
+    uint64_t w = HD > QKV ? HD : QKV;
+    if (D > w) w = D;
+    words += 2 * T * w; /* packed and gathered blocks of the attention split */
   }
   return 4 * words + E;
 }
@@ -103,20 +111,70 @@ static uint64_t panel_bytes(const gpt_config *c) {
   return 4 * 3 * (uint64_t)c->intermediate * (uint64_t)c->hidden;
 }
 
-/* fp32 bytes of model_open's conversion buffer (m->w) a rank writes: the largest bf16 matrix it
- * converts. Attention and the router run on stage leaders only, the unembedding chunks on the
- * head rank; other ranks never touch the buffer, so its pages stay unallocated. */
-static uint64_t convert_bytes(const gpt_config *c, int leader, int has_head) {
+/* fp32 bytes of model_open's conversion buffer (m->w): all of it (its allocation). */
+static uint64_t convert_alloc_bytes(const gpt_config *c) {
   const uint64_t D = c->hidden, HD = (uint64_t)c->n_heads * c->head_dim, V = c->vocab;
-  uint64_t w = 0;
-  if (leader) {
-    w = config_qkv_rows(c) * D;
-    if (D * HD > w) w = D * HD;
-    if ((uint64_t)c->n_experts * D > w) w = (uint64_t)c->n_experts * D;
-  }
+  uint64_t w = config_qkv_rows(c) * D;
+  if (D * HD > w) w = D * HD;
+  if ((uint64_t)c->n_experts * D > w) w = (uint64_t)c->n_experts * D;
   const uint64_t chunk = V < PLAN_UNEMB_CHUNK ? V : PLAN_UNEMB_CHUNK;
-  if (has_head && chunk * D > w) w = chunk * D;
+  if (chunk * D > w) w = chunk * D;
   return 4 * w;
+}
+
+/* The part of it a rank writes: the largest bf16 matrix block it converts. Group g of G: the
+ * q/k/v rows of its attention units (one block of all rows with G = 1, else the q rows are
+ * the largest), its output-projection rows, the router (leader), an unembedding chunk (last
+ * stage). Ranks that convert nothing never touch the buffer, so its pages stay unallocated. */
+static uint64_t convert_bytes(const gpt_config *c, int G, int g, int leader, int head) {
+  const uint64_t D = c->hidden, HD = (uint64_t)c->n_heads * c->head_dim, V = c->vocab;
+  const uint64_t Gq = (uint64_t)(c->n_heads / c->n_kv_heads), Dh = c->head_dim;
+  int u0, u1, d0, d1;
+  int64_t v0, v1;
+  plan_group_share(c, G, g, &u0, &u1, &d0, &d1, &v0, &v1);
+  uint64_t w = 0;
+  if (u0 < u1) w = G == 1 ? config_qkv_rows(c) * D : (uint64_t)(u1 - u0) * Gq * Dh * D;
+  if ((uint64_t)(d1 - d0) * HD > w) w = (uint64_t)(d1 - d0) * HD;
+  if (leader && (uint64_t)c->n_experts * D > w) w = (uint64_t)c->n_experts * D;
+  const uint64_t chunk = V < PLAN_UNEMB_CHUNK ? V : PLAN_UNEMB_CHUNK;
+  if (head && v0 < v1 && chunk * D > w) w = chunk * D;
+  return 4 * w;
+}
+
+/* Checkpoint bytes of one layer's attention and router that group g of G reads: the attention
+ * norm (leader or units), the q/k/v rows of its units with the qkv bias and the sinks, its
+ * output-projection rows with the out bias, and (leader) the mlp norm and the router. */
+static uint64_t group_attn_bytes(const gpt_config *c, int G, int g, int leader) {
+  const uint64_t QKV = config_qkv_rows(c), D = c->hidden;
+  const uint64_t Gq = (uint64_t)(c->n_heads / c->n_kv_heads), Dh = c->head_dim;
+  int u0, u1, d0, d1;
+  int64_t v0, v1;
+  plan_group_share(c, G, g, &u0, &u1, &d0, &d1, &v0, &v1);
+  uint64_t b = 0;
+  if (leader || u0 < u1) b += role_bytes(c, CK_ATTN_NORM);
+  if (u0 < u1)
+    b += role_bytes(c, CK_QKV_B) + role_bytes(c, CK_SINKS) +
+         role_bytes(c, CK_QKV_W) / QKV * (uint64_t)(u1 - u0) * (Gq + 2) * Dh;
+  if (d0 < d1) b += role_bytes(c, CK_OUT_B) + role_bytes(c, CK_OUT_W) / D * (uint64_t)(d1 - d0);
+  if (leader) b += role_bytes(c, CK_MLP_NORM) + role_bytes(c, CK_GATE_W) + role_bytes(c, CK_GATE_B);
+  return b;
+}
+
+void plan_group_share(const gpt_config *c, int G, int g, int *u0, int *u1, int *d0, int *d1,
+                      int64_t *v0, int64_t *v1) {
+  const int64_t U = c->n_kv_heads, D = c->hidden, V = c->vocab;
+  const int64_t chunks = (V + PLAN_UNEMB_CHUNK - 1) / PLAN_UNEMB_CHUNK;
+  *u0 = (int)(U * g / G);
+  *u1 = (int)(U * (g + 1) / G);
+  const int64_t blocks = (D + PLAN_OUT_BLOCK - 1) / PLAN_OUT_BLOCK;
+  *d0 = (int)(blocks * g / G * PLAN_OUT_BLOCK);
+  *d1 = (int)(blocks * (g + 1) / G * PLAN_OUT_BLOCK);
+  if (*d0 > D) *d0 = (int)D;
+  if (*d1 > D) *d1 = (int)D;
+  *v0 = chunks * g / G * PLAN_UNEMB_CHUNK;
+  *v1 = chunks * (g + 1) / G * PLAN_UNEMB_CHUNK;
+  if (*v0 > V) *v0 = V;
+  if (*v1 > V) *v1 = V;
 }
 
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq) {
@@ -204,6 +262,7 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
   const uint64_t V = c->vocab, D = c->hidden;
   const uint64_t embed = 2 * V * D, head = 2 * V * D + 2 * D;
   const uint64_t attn = plan_layer_attn_bytes(c), expert = plan_expert_bytes(c);
+  const uint64_t Dh = c->head_dim;
   const uint64_t layer = attn + expert * (uint64_t)c->n_experts;
   balance_stages(c->n_layers, n_stages, layer, embed, head, out->stage_layer0);
 
@@ -223,8 +282,14 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
     pr->n_experts = (int)((int64_t)(pr->group + 1) * c->n_experts / G) - pr->expert0;
     pr->has_embedding = pr->leader && pr->stage == 0;
     pr->has_head = pr->leader && pr->stage == n_stages - 1;
-    pr->mapped_global_bytes = (pr->has_embedding ? embed : 0) + (pr->has_head ? head : 0);
-    pr->mapped_attn_bytes = pr->leader ? attn * (uint64_t)pr->n_layers : 0;
+    /* the attention and the head are shared by the stage's groups (plan_group_share) */
+    int u0, u1, d0, d1;
+    int64_t v0, v1;
+    plan_group_share(c, G, pr->group, &u0, &u1, &d0, &d1, &v0, &v1);
+    const int last_stage = pr->stage == n_stages - 1;
+    const uint64_t head_share = last_stage ? 2 * D + 2 * D * (uint64_t)(v1 - v0) : 0;
+    pr->mapped_global_bytes = (pr->has_embedding ? embed : 0) + head_share;
+    pr->mapped_attn_bytes = group_attn_bytes(c, G, pr->group, pr->leader) * (uint64_t)pr->n_layers;
     pr->mapped_expert_bytes = expert * (uint64_t)pr->n_experts * (uint64_t)pr->n_layers;
     pr->mapped_bytes = pr->mapped_global_bytes + pr->mapped_attn_bytes + pr->mapped_expert_bytes;
     pr->resident_bytes = pr->mapped_bytes - (pr->has_embedding ? embed - embed_resident : 0);
@@ -234,11 +299,16 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
                           plan_experts_read_bytes(c, pr->n_experts, max_seq) * (uint64_t)pr->n_layers;
     /* a call converts only above the crossover; an expert never gets more than max_tokens */
     const int convert = max_tokens > PLAN_BF16_DIRECT_MAX_T, decode = max_tokens > PLAN_MX4_DIRECT_MAX_T;
-    pr->scratch_bytes = scratch - convert_bytes(c, 1, 1) - panel_bytes(c) +
-                        convert_bytes(c, pr->leader && convert, pr->has_head && convert) +
+    pr->scratch_bytes = scratch - convert_alloc_bytes(c) - panel_bytes(c) +
+                        (convert ? convert_bytes(c, G, pr->group, pr->leader, last_stage) : 0) +
                         (decode ? panel_bytes(c) : 0) +
-                        plan_exchange_bytes(c, max_tokens, G, pr->leader, pr->has_head);
-    pr->kv_bytes = pr->leader ? plan_kv_bytes(c, pr->n_layers, max_seq) : 0;
+                        plan_exchange_bytes(c, max_tokens, G, pr->leader, pr->has_head,
+                                            !pr->leader && last_stage ? v1 - v0 : 0);
+    /* the KV heads of its units (the leader's cache exists even without units) */
+    pr->kv_bytes = pr->n_layers > 0 && (pr->leader || u0 < u1)
+                       ? 2ull * 4ull * (uint64_t)pr->n_layers * (uint64_t)max_seq *
+                             (uint64_t)(u1 - u0) * Dh
+                       : 0;
     pr->base_bytes = PLAN_PROCESS_BYTES;
     pr->peak_bytes = pr->resident_bytes + pr->scratch_bytes + pr->kv_bytes + pr->base_bytes;
   }

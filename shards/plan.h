@@ -5,10 +5,10 @@
  * Ranks = stages x groups. Stage s owns a contiguous layer range (balanced by checkpoint bytes;
  * the embedding goes with the first stage, final norm + unembedding with the last). Inside a
  * stage, group g (rank s*G + g) owns the expert range [expert0, expert0 + n_experts) of every
- * layer of the stage; group 0 is the stage leader and also runs attention, the router and the
- * stage's share of embedding/head. Every rank's memory is predicted as the checkpoint bytes it
- * reads (file-backed pages it touches: every mapped byte, except that of the embedding only the
- * rows looked up are read) plus the fp32 scratch, KV cache and activations of the forward pass
+ * layer of the stage and its share of the stage's attention and head (plan_group_share);
+ * group 0 is the stage leader and also runs the router and the embedding and picks the next
+ * token. Every rank's memory is predicted as the checkpoint bytes it reads (file-backed pages
+ * it touches: every mapped byte, except that of the embedding only the rows looked up are read) plus the fp32 scratch, KV cache and activations of the forward pass
  * and the exchange buffers (anonymous memory) plus the process baseline. Local (no MPI). */
 #ifndef GPTOSS_PLAN_H
 #define GPTOSS_PLAN_H
@@ -49,6 +49,10 @@ typedef struct {
 #define PLAN_MAX_STAGES 1024
 /* Unembedding rows the forward pass converts to fp32 at a time (model/ uses the same). */
 #define PLAN_UNEMB_CHUNK 512
+/* Rows of the attention's output projection per block: the groups of a stage share whole blocks
+ * (plan_group_share), and small products are computed block by block on every rank count
+ * (model/attn.c). */
+#define PLAN_OUT_BLOCK 32
 /* A looked-up embedding row costs about one page-cache folio of resident memory, not its 2*D
  * bytes: the kernel maps the folio around a fault (Linux 6.18 on ext4: folios up to 2 MiB;
  * measured 0.9-1.6 MiB per row at 20b widths, depending on the folios in the page cache; older
@@ -98,9 +102,19 @@ uint64_t plan_experts_read_bytes(const gpt_config *c, int n_experts, int positio
 uint64_t plan_scratch_bytes(const gpt_config *c, int max_tokens, int max_seq);
 /* Buffers of the distributed pass on one rank (mirrors dfwd_init in mpi/dist_forward.c without
  * tracing): hidden state, router outputs and expert rows of the stage leader, token rows and
- * expert outputs exchanged with the other groups, one row of logits on the head rank. */
+ * expert outputs exchanged with the other groups, the attention split's blocks (G > 1), one row
+ * of logits on the head rank, and head_rows logits on another rank of the last stage. */
 uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, int leader,
-                             int has_head);
+                             int has_head, int64_t head_rows);
+/* The attention and head work group g of a stage of G groups shares (docs/distributed.md
+ * "Attention and head split"): attention units [u0, u1) (unit u = KV head u and its query heads),
+ * rows [d0, d1) of the attention's output projection in whole PLAN_OUT_BLOCK blocks (d0 a
+ * multiple of it), and vocabulary rows [v0, v1) of the
+ * unembedding in whole PLAN_UNEMB_CHUNK chunks (v0 a multiple of it). Contiguous, balanced,
+ * group 0 first; a group may get an empty range when there are fewer units than groups. */
+void plan_group_share(const gpt_config *c, int G, int g, int *u0, int *u1, int *d0, int *d1,
+                      int64_t *v0, int64_t *v1);
+
 /* KV cache bytes for n_layers layers and max_seq positions. */
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq);
 

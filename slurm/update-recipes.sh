@@ -11,7 +11,8 @@
 # scripts there instead of slurm/ (the test slurm_sized_scripts does that and diffs the two).
 # Run it again whenever the plan's memory model (shards/plan.c) changes.
 #
-# The layouts (a choice, not a computation): gpt-oss-20b on one node, 8 ranks = 8 stages, so a
+# The layouts (a choice, not a computation, so passed as --stages rather than left to the plan's
+# default split): gpt-oss-20b on one node, 8 ranks = 8 stages, so a
 # rank holds 3-4 layers; gpt-oss-120b on two nodes x 8 ranks = 8 stages x 2 expert groups, so no
 # node holds more than about half of the 61 GiB.
 set -euo pipefail
@@ -36,9 +37,9 @@ mkdir -p "$OUT"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-# recipe NAME PRESET RANKS NODES [PARITY_ARGS]  (PARITY_ARGS: the default GPTOSS_PARITY_ARGS)
+# recipe NAME PRESET RANKS NODES STAGES [PARITY_ARGS]  (PARITY_ARGS: the default GPTOSS_PARITY_ARGS)
 recipe() {
-  local name=$1 preset=$2 ranks=$3 nodes=$4 parity=${5:-} size
+  local name=$1 preset=$2 ranks=$3 nodes=$4 stages=$5 parity=${6:-} size
   local fixes="the resources and GPTOSS_STAGES, then\n# runs that script." parity_knob=""
   if [ -n "$parity" ]; then
     fixes="the resources, GPTOSS_STAGES and\n# GPTOSS_PARITY_ARGS, then runs that script."
@@ -48,7 +49,7 @@ recipe() {
 export GPTOSS_PARITY_ARGS=\${GPTOSS_PARITY_ARGS:-$parity}"
   fi
   "$SYNTH_SPARSE" "$TMP/$name" "$preset" original
-  size=$(cd "$TMP" && bash "$HERE/gptoss-size.sh" "$name" --ranks "$ranks" --nodes "$nodes")
+  size=$(cd "$TMP" && bash "$HERE/gptoss-size.sh" "$name" --ranks "$ranks" --nodes "$nodes" --stages "$stages")
   {
     cat <<EOF
 #!/usr/bin/env bash
@@ -62,7 +63,7 @@ export GPTOSS_PARITY_ARGS=\${GPTOSS_PARITY_ARGS:-$parity}"
 # The checkpoint and GPTOSS_OUT must be on a filesystem every node sees.
 #
 # The resources below are not guesses: they are the output of
-#   slurm/gptoss-size.sh $name --ranks $ranks --nodes $nodes
+#   slurm/gptoss-size.sh $name --ranks $ranks --nodes $nodes --stages $stages
 # run on a checkpoint of the real $name shape (tests/synth_sparse: real headers and file
 # sizes, no data; the plan reads only headers), quoted here in full. The test
 # slurm_sized_scripts recomputes them and fails when this file drifts from the plan.
@@ -108,5 +109,5 @@ EOF
   echo "update-recipes: $OUT/$name.sbatch: $(grep '^#SBATCH --\(nodes\|ntasks\|mem-per-cpu\|time\)=' "$OUT/$name.sbatch" | sed 's/#SBATCH //' | tr '\n' ' ')"
 }
 
-recipe gpt-oss-20b 20b 8 1
-recipe gpt-oss-120b 120b 16 2 --per-stage
+recipe gpt-oss-20b 20b 8 1 8
+recipe gpt-oss-120b 120b 16 2 8 --per-stage

@@ -31,6 +31,10 @@ modes
                      checkpoint bytes each rank touched (smaps) <= the plan's mapped bytes +
                      slack, expert-only ranks touched at least half of their expert bytes, and
                      each rank's peak RSS is within 20 % of the plan's prediction.
+  split              the attention and head split with uneven ranges (a write_checkpoint config:
+                     6 KV heads, hidden 160, vocabulary 1700, 140 tokens): P = 1..4 and 8, every
+                     split, bitwise the single-process run (as invariance).
+  split-20b          (slow) the same at 20b widths (2-layer synth, 256 tokens): P = 2 and 4.
   progress           --progress 0.001: progress lines with rate and time left, every line of
                      stderr from rank 0 (mpirun --tag-output), each banner once.
 """
@@ -147,29 +151,29 @@ def expert_counts(trace, n_prompt):
         return [np.bincount(f[f"layers/{n}/topk_indices"][:n_prompt].ravel()) for n in range(len(f["layers"]))]
 
 
-def invariance(case, synth_args):
-    n_prompt = 20
+def invariance(case, synth_args, ck=None, n_prompt=20, procs=(1, 2, 3, 4), ntok=4):
     if synth_args[:1] == ["--tokens"]:
         n_prompt, synth_args = int(synth_args[1]), synth_args[2:]
-    ck = CASE_A if case == "case-a" else synth(case, *synth_args)
+    if ck is None:
+        ck = CASE_A if case == "case-a" else synth(case, *synth_args)
     cfg = config(ck)["config"]
     L, E, V = cfg["num_hidden_layers"], cfg["num_experts"], cfg["vocab_size"]
     ids = IDS_A if case == "case-a" else prompt_ids(V, n_prompt, len(case))
     w = fresh("inv-" + case)
     print(f"{case}: {L} layers, {E} experts, top-{cfg['experts_per_token']}, layout {config(ck)['layout']}")
     ref = os.path.join(w, "ref.h5")
-    ref_ids = reference(ck, ids, 4, "fp32", 0, ref)
-    if n_prompt > MX4_DIRECT_MAX_T:
+    ref_ids = reference(ck, ids, ntok, "fp32", 0, ref)
+    if n_prompt > MX4_DIRECT_MAX_T and case != "split":
         counts = [c for layer in expert_counts(ref, n_prompt) for c in layer if c > 0]
         check(f"the prefill has experts on both sides of the crossover ({min(counts)}..{max(counts)} tokens)",
               min(counts) <= MX4_DIRECT_MAX_T < max(counts))
-    for P in (1, 2, 3, 4):
+    for P in procs:
         splits = valid_stages(L, E, P)
         if SANITIZER_RUN:  # every code path (pipeline, groups, both), half the runs: see tests/CMakeLists.txt
             splits = sorted(set([splits[0], splits[-1]]))
         for S in splits:
             t = os.path.join(w, f"p{P}s{S}.h5")
-            rc, out, err, _ = mpirun(P, ck, "-q", "--prompt-ids", ids, "--max-tokens", "4",
+            rc, out, err, _ = mpirun(P, ck, "-q", "--prompt-ids", ids, "--max-tokens", str(ntok),
                                      "--stages", str(S), "--trace", t)
             if not check(f"P={P} stages={S}: exit 0, nothing on stderr", rc == 0 and err == "", err[-1500:]):
                 continue
@@ -180,19 +184,62 @@ def invariance(case, synth_args):
             if SANITIZER_RUN:
                 os.unlink(t)
                 continue
-            rc, out2, err2, _ = mpirun(P, ck, "-q", "--prompt-ids", ids, "--max-tokens", "4",
+            rc, out2, err2, _ = mpirun(P, ck, "-q", "--prompt-ids", ids, "--max-tokens", str(ntok),
                                        "--stages", str(S))
             check(f"P={P} stages={S}: ids without --trace identical", rc == 0 and out2 == out,
                   f"rc {rc}: {out2!r} vs {out!r} {err2[-800:]}")
             os.unlink(t)
     # splits the plan refuses: usage error (2), one message, on every rank
-    for P, S in ((4, 3), (1, 2), (4, 4), (4, 1)):
+    for P, S in ((4, 3), (1, 2), (4, 4), (4, 1)) if procs == (1, 2, 3, 4) else ():
         if S in valid_stages(L, E, P):
             continue
         rc, out, err, _ = mpirun(P, ck, "-q", "--prompt-ids", ids, "--stages", str(S))
         check(f"P={P} stages={S} refused: exit 2, one error line", rc == 2 and len(error_lines(err)) == 1, err[-800:])
     if case != "case-a":
         shutil.rmtree(ck)
+
+
+def split():
+    """The attention and head split (docs/distributed.md "Attention and head split") where its
+    ranges are uneven: 6 KV heads of 4 query heads each (attention units 1+1+2+2 over 4 groups,
+    2+2+2 over 3, none on some groups of 8), hidden 160 (output-projection rows 53+53+54 over 3), a
+    vocabulary of 1700 = 3 whole unembedding chunks + 164 rows (1+1+2 chunks over 3 groups), a
+    sliding window, 140 prompt tokens (the bf16 matrices converted + sgemm, the decode steps on
+    the direct kernels): bitwise the single-process run for P = 1..4, every split, and P = 8 as
+    8 groups (more groups than KV heads)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import synth_ckpt
+    ck = os.path.join(WORK, "split-ck")
+    shutil.rmtree(ck, ignore_errors=True)
+    synth_ckpt.write_checkpoint(ck, synth_ckpt.config(
+        num_hidden_layers=2, num_experts=8, experts_per_token=2, vocab_size=1700, hidden_size=160,
+        intermediate_size=32, head_dim=8, num_attention_heads=24, num_key_value_heads=6,
+        sliding_window=4), 31)
+    invariance("split", [], ck=ck, n_prompt=140, procs=(1, 2, 3, 4, 8), ntok=3)
+
+
+def split_20b():
+    """(slow) The same at gpt-oss-20b widths (synth --preset 20b --layers 2, 3.1 GB, deleted
+    afterwards): a 256-token prefill (converted attention, unembedding over 201088 rows) and a
+    decode step, P = 2 as 2 groups and P = 4 as 4 groups and 2x2, bitwise the single-process run."""
+    ck = synth("split-20b", "--preset", "20b", "--layers", "2", "--seed", "3")
+    cfg = config(ck)["config"]
+    ids = prompt_ids(cfg["vocab_size"], 256, 5)
+    w = fresh("split-20b-traces")
+    ref = os.path.join(w, "ref.h5")
+    ref_ids = reference(ck, ids, 2, "fp32", 0, ref)
+    for P, S in ((2, 1), (4, 1), (4, 2)):
+        t = os.path.join(w, f"p{P}s{S}.h5")
+        rc, out, err, _ = mpirun(P, ck, "-q", "--prompt-ids", ids, "--max-tokens", "2",
+                                 "--stages", str(S), "--trace", t, timeout=600)
+        if check(f"20b P={P} stages={S}: exit 0, nothing on stderr", rc == 0 and err == "", err[-1500:]):
+            ok, msg = identical(ref, t)
+            check(f"20b P={P} stages={S} ({P // S} groups): trace bitwise = issue 3's run", ok, msg)
+            check(f"20b P={P} stages={S}: ids {out.strip()} = reference", out.strip() == ref_ids)
+        if os.path.exists(t):
+            os.unlink(t)
+    shutil.rmtree(ck)
+    shutil.rmtree(w)
 
 
 def variants():
@@ -315,7 +362,10 @@ def corrupt():
     cases = [  # (tensor, expert or None, value bytes, P, stages, owning rank)
         ("block.2.mlp.mlp1_weight.scales", 12, b"\xff", 4, 2, 3),   # 2x2: stage 1, group 1
         ("block.1.mlp.mlp2_weight.scales", 5, b"\xff", 4, 1, 1),    # 1x4: experts 4-7
-        ("block.3.attn.qkv.weight", None, struct.pack("<H", 0x7fc0), 4, 2, 2),  # stage 1 leader
+        # stage 1 = ranks 2, 3: row 96 is a q row of KV head 1, the attention unit of group 1
+        ("block.3.attn.qkv.weight", None, struct.pack("<H", 0x7fc0), 4, 2, 3),
+        # the 512-row vocabulary is one unembedding chunk: group 1 of 2 computes all of it
+        ("unembedding.weight", None, struct.pack("<H", 0x7fc0), 2, 1, 1),
         ("block.0.attn.out.weight", None, struct.pack("<H", 0x7fc0), 4, 4, 0),
     ]
     for name, expert, value, P, S, rank in cases:
@@ -458,7 +508,7 @@ def main():
         invariance(sys.argv[2], sys.argv[3:])
     else:
         {"variants": variants, "fault": fault, "corrupt": corrupt, "files": files,
-         "touched": touched, "progress": progress}[mode]()
+         "touched": touched, "progress": progress, "split": split, "split-20b": split_20b}[mode]()
     print(f"{mode}: {len(fails)} failure(s)")
     if not fails:
         shutil.rmtree(WORK, ignore_errors=True)

@@ -1,4 +1,5 @@
-/* plan: ownership is a partition of the checkpoint, stages are balanced, bad splits refused. */
+/* plan: ownership is a partition of the checkpoint (but for the small vectors every rank sharing
+ * a stage's attention or head reads), stages are balanced, bad splits refused. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,15 @@
 #include "ckpt.h"
 #include "plan.h"
 #include "testutil.h"
+
+static uint64_t role_bytes(const gpt_config *c, ckpt_role r) {
+  st_dtype dt;
+  int64_t shape[4];
+  int n = ckpt_role_shape(c, r, &dt, shape);
+  uint64_t b = st_dtype_size(dt);
+  for (int i = 0; i < n; i++) b *= (uint64_t)shape[i];
+  return b;
+}
 
 static void check_partition(const char *what, const gpt_config *c, int P, int S) {
   plan p;
@@ -39,8 +49,25 @@ static void check_partition(const char *what, const gpt_config *c, int P, int S)
     else
       TU_CHECK(x->expert0 + x->n_experts == c->n_experts, "%s: experts not covered", what);
   }
-  /* every checkpoint byte is mapped by exactly one rank */
-  TU_CHECK(mapped == sum.total_bytes, "%s P=%d S=%d: ranks map %llu bytes, checkpoint has %llu",
+  /* every checkpoint byte is mapped by exactly one rank, except the vectors of the attention
+   * and head split: the attention norm (every group with attention units, and the leader), the
+   * qkv bias and sinks (groups with units), the out bias (groups with output rows) and the final
+   * norm (every group of the last stage) */
+  uint64_t shared = 0;
+  int nA = 0, nU = 0, nD = 0;
+  for (int g = 0; g < p.n_groups; g++) {
+    int u0, u1, d0, d1;
+    int64_t v0, v1;
+    plan_group_share(c, p.n_groups, g, &u0, &u1, &d0, &d1, &v0, &v1);
+    nA += g == 0 || u0 < u1;
+    nU += u0 < u1;
+    nD += d0 < d1;
+  }
+  shared += (uint64_t)c->n_layers * ((nA - 1) * role_bytes(c, CK_ATTN_NORM) +
+                                     (nU - 1) * (role_bytes(c, CK_QKV_B) + role_bytes(c, CK_SINKS)) +
+                                     (nD - 1) * role_bytes(c, CK_OUT_B));
+  shared += (uint64_t)(p.n_groups - 1) * role_bytes(c, CK_NORM);
+  TU_CHECK(mapped == sum.total_bytes + shared, "%s P=%d S=%d: ranks map %llu bytes, checkpoint has %llu",
            what, P, S, (unsigned long long)mapped, (unsigned long long)sum.total_bytes);
   TU_CHECK(n_embed == 1 && n_head == 1, "%s: embedding/head owners %d/%d", what, n_embed, n_head);
   plan_free(&p);

@@ -17,7 +17,7 @@ static int64_t kernel_part(const gpt_config *c, int T) {
   err e = {0};
   if (plan_make(c, 1, 1, T, T, &p, &e) != 0) return INT64_MIN;
   const int64_t v = (int64_t)p.ranks[0].scratch_bytes - (int64_t)plan_scratch_bytes(c, T, T) -
-                    (int64_t)plan_exchange_bytes(c, T, 1, 1, 1);
+                    (int64_t)plan_exchange_bytes(c, T, 1, 1, 1, 0);
   plan_free(&p);
   return v;
 }
