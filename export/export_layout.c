@@ -307,19 +307,6 @@ static int report_bad(const ckpt *ck, const exl_tensor *t, const ckpt_tensor *sr
   return -1;
 }
 
-/* pread all n bytes at off (EINTR and short reads retried); the count read (< n at end of file). */
-static ssize_t pread_full(int fd, void *buf, size_t n, off_t off) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) break;
-    got += (size_t)r;
-  }
-  return (ssize_t)got;
-}
-
 /* Checkpoint bytes unchanged, in one read pass. Tensors that are checked (bf16: no NaN/inf;
  * scales: no byte that overflows fp32) are read once into buf, checked there, and written from
  * there: the bytes written are the bytes checked. The others (the MXFP4 blocks, most of a real
@@ -359,7 +346,7 @@ static int write_raw(const ckpt *ck, const exl_tensor *t, uint64_t b0, uint64_t 
       }
     }
     if (checked) {
-      const ssize_t r = pread_full(sfd, buf, (size_t)n, (off_t)in0);
+      const ssize_t r = fs_pread_full(sfd, buf, (size_t)n, in0);
       if (r != (ssize_t)n) {
         /* a file that changed since it was opened is that, not a read error */
         if (st_file_unchanged(sf, e) == 0)

@@ -98,19 +98,6 @@ int export_dir_prepare(const export_layout *L, const char *dir, err *e) {
   return rc;
 }
 
-/* pread all n bytes at off (EINTR and short reads retried); the count read (< n at end of file). */
-static ssize_t pread_full(int fd, void *buf, size_t n, off_t off) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) break;
-    got += (size_t)r;
-  }
-  return (ssize_t)got;
-}
-
 /* XXH64 of bytes [off, off + len) of fd: 0, 1 when the file is shorter, -1 on a read error. */
 static int piece_hash(int fd, uint64_t off, uint64_t len, void *buf, size_t cap, uint64_t *h,
                       const char *path, err *e) {
@@ -118,7 +105,7 @@ static int piece_hash(int fd, uint64_t off, uint64_t len, void *buf, size_t cap,
   xxh64_init(&s, 0);
   for (uint64_t done = 0; done < len;) {
     const size_t n = len - done < cap ? (size_t)(len - done) : cap;
-    const ssize_t r = pread_full(fd, buf, n, (off_t)(off + done));
+    const ssize_t r = fs_pread_full(fd, buf, n, off + done);
     if (r < 0) return err_errno(e, errno, "%s: cannot read back bytes at offset %llu", path,
                                 (unsigned long long)(off + done));
     if ((size_t)r != n) return 1;

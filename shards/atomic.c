@@ -51,6 +51,18 @@ int fs_pwrite_all(int fd, const void *data, size_t n, uint64_t off, const char *
   return 0;
 }
 
+ssize_t fs_pread_full(int fd, void *buf, size_t n, uint64_t off) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (ssize_t)got;
+}
+
 int fs_fsync_dir(const char *dir, err *e) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return err_errno(e, errno, "%s: cannot open directory to sync it", dir);

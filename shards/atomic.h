@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h> /* ssize_t */
 
 #include "err.h"
 
@@ -61,6 +62,9 @@ int fs_fsync_dir(const char *dir, err *e);
 /* Write all n bytes with write(2)/pwrite(2), retrying on EINTR and short writes. */
 int fs_write_all(int fd, const void *data, size_t n, const char *what, err *e);
 int fs_pwrite_all(int fd, const void *data, size_t n, uint64_t off, const char *what, err *e);
+/* pread all n bytes at off, retrying on EINTR and short reads: the count read (< n only at the
+ * end of the file), or -1 with errno set. */
+ssize_t fs_pread_full(int fd, void *buf, size_t n, uint64_t off);
 /* Open an input for reading, refusing anything but a regular file (a FIFO would block, a device
  * would never end) without blocking on it. what: how the caller names it ("config.json",
  * "--prompt-file"). Returns the descriptor or -1 with e set. */
