@@ -282,6 +282,11 @@ static void ref_matches(const parity_args *a, const gpt_config *c, const trace *
             r->n_layers, a->ckpt, c->n_layers);
     return;
   }
+  if (!r->embedding_out) {
+    err_set(e, EXIT_USAGE, "--reference %s: the trace has no embedding_out (the state entering "
+            "layer 0), which per-stage parity starts from", a->ref);
+    return;
+  }
   for (int l = 0; l < r->n_layers; l++)
     if (r->sliding_window && r->sliding_window[l] != (config_layer_is_sliding(c, l) ? c->sliding_window : 0)) {
       err_set(e, EXIT_USAGE, "--reference %s: layer %d has sliding window %d, the checkpoint %s %d",

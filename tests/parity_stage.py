@@ -249,8 +249,13 @@ check(rc == 0 and os.path.exists(rep), f"--per-stage --reference golden.h5:/fp32
 syn_tr = os.path.join(WORK, "synth5.h5")
 rc, out, err = run(1, "run", syn, "--prompt-ids", IDS, "--max-tokens", "1", "--trace", syn_tr, "-q")
 check(rc == 0, f"synth run --trace: {rc} {err[-300:]}")
+no_emb = os.path.join(WORK, "no-embedding.h5")
+shutil.copyfile(tr, no_emb)
+with h5py.File(no_emb, "r+") as f:
+    del f["embedding_out"]
 for tag, ref, extra, msg in (
         ("a trace of 5 layers", syn_tr, [], "5 layers, but the checkpoint"),
+        ("a trace without embedding_out", no_emb, [], f"--reference {no_emb}: the trace has no embedding_out"),
         ("another prompt", tr, ["--prompt-ids", "1,2,3"], "is not the start of the reference"),
         ("--max-layers", tr, ["--max-layers", "2"], "takes no --max-layers"),
         ("a text prompt", tr, ["--prompt", "Hello"], "takes no --max-layers, --prompt")):
