@@ -2,7 +2,9 @@
 """scale_table.py WORK_DIR P...: Markdown tables of bench/bench_scale.sh's logs (docs/scaling.md):
 per rank, measured against the plan (plan-*-P.json): export (bytes written vs the plan's mapped
 bytes; peak RSS, anonymous memory) and per-stage parity (C forward: peak RSS, anonymous memory,
-checkpoint bytes touched; ONNX Runtime phase: peak RSS of one layer) with phase times."""
+checkpoint bytes touched; ONNX Runtime phase: peak RSS of one layer) with phase times; each figure
+against the plan made beforehand (routing spread evenly) and against the plan with the reference's
+own routing (`parity -v` prints it: plan_apply_routing, the same as `plan --routing TRACE`)."""
 import json
 import os
 import re
@@ -43,17 +45,28 @@ for P in ranks:
         pre = re.search(r"prefill: .* in ([\d.]+) s", text)
         print(f"mpirun wall {w.group(1) if w else '?'} s; sub-model phase {s.group(1) if s else '?'} s; "
               f"C prefill {pre.group(1) if pre else '?'} s\n")
-        print("| rank | layers | fwd peak MiB | plan | ratio | fwd anon MiB | touched MiB | plan resident | ratio "
-              "| export s | ORT s | ORT peak MiB | plan | ratio |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        pat = re.compile(r"rank (\d+): forward peak RSS ([\d.]+) MiB, anonymous ([\d.]+) MiB, checkpoint touched "
-                         r"([\d.]+) MiB \(plan [\d.]+ MiB\); (\d+) layer sub-models?: export ([\d.]+) s, ONNX "
-                         r"Runtime ([\d.]+) s, checkpoint touched [\d.]+ MiB, peak RSS ([\d.]+) MiB")
+        print("| rank | layers | fwd peak MiB | plan | routed plan | ratio (plan / routed) | fwd anon MiB | plan | ratio "
+              "| touched MiB | plan resident | routed resident | ratio (plan / routed) | export s | ORT s "
+              "| ORT peak MiB | plan | routed plan | ratio (plan / routed) |")
+        print("| ---: " * 19 + "|")
+        num = r"([\d.]+)"
+        pat = re.compile(rf"rank (\d+): forward peak RSS {num} MiB \(plan [\d.]+ MiB(?:, with this routing {num} MiB)?\), "
+                         rf"anonymous {num} MiB(?: \(plan {num} MiB\))?, checkpoint touched {num} MiB(?: \(with this routing: resident {num} "
+                         rf"MiB\))?; (\d+) layer sub-models?: export {num} s, ONNX Runtime {num} s, checkpoint "
+                         rf"touched [\d.]+ MiB, peak RSS {num} MiB \(plan [\d.]+ MiB(?:, with this routing {num} MiB)?\)")
+        worst = [0.0, 0.0]
         for m in pat.finditer(text):
             r = int(m.group(1))
-            fp, an, tc, n, te, to, op = (float(m.group(i)) for i in (2, 3, 4, 5, 6, 7, 8))
+            g = [float(x) if x is not None else None for x in m.groups()[1:]]
+            fp, rfp, an, pan, tc, rres, n, te, to, op, rop = g
             pr, ps = plan[r], plan[r]["per_stage"]
             pf, po, res = ps["forward_bytes"] / MiB, ps["ort_bytes"] / MiB, pr["resident_bytes"] / MiB
-            print(f"| {r} | {int(n)} | {fp:.0f} | {pf:.0f} | {ratio(fp, pf)} | {an:.1f} | {tc:.0f} | {res:.0f} | "
-                  f"{ratio(tc, res)} | {te:.1f} | {to:.1f} | {op:.0f} | {po:.0f} | "
-                  f"{ratio(op, po) if n else '-'} |")
+
+            def two(a, b, rb):
+                return f"{ratio(a, b)} / {ratio(a, rb) if rb else '-'}"
+            pk, rpk = max(pf, po if n else 0), max(rfp or 0, (rop or 0) if n else 0)
+            worst = [max(worst[0], max(fp, op if n else 0) / pk), max(worst[1], max(fp, op if n else 0) / rpk if rpk else 0)]
+            print(f"| {r} | {int(n)} | {fp:.0f} | {pf:.0f} | {rfp or 0:.0f} | {two(fp, pf, rfp)} | {an:.1f} | {pan or 0:.1f} | {ratio(an, pan or 0)} | {tc:.0f} | "
+                  f"{res:.0f} | {rres or 0:.0f} | {two(tc, res, rres)} | {te:.1f} | {to:.1f} | "
+                  + (f"{op:.0f} | {po:.0f} | {rop or 0:.0f} | {two(op, po, rop)} |" if n else "- | - | - | - |"))
+        print(f"\nlargest measured peak / planned peak of a rank: {worst[0]:.2f} (plan), {worst[1]:.2f} (with the routing)")

@@ -165,24 +165,6 @@ static int parse_args(int argc, char **argv, parity_args *a, int *rc) {
   return 0;
 }
 
-/* "file.h5:/group" -> file, group ("/" when no group is given). */
-static void split_trace_path(const char *arg, char *file, size_t fl, char *group, size_t gl) {
-  const char *c = strrchr(arg, ':');
-  if (c && c[1] == '/') {
-    snprintf(file, fl, "%.*s", (int)(c - arg), arg);
-    snprintf(group, gl, "%s", c + 1);
-  } else {
-    snprintf(file, fl, "%s", arg);
-    snprintf(group, gl, "/");
-  }
-}
-
-static int read_trace_arg(const char *arg, trace *tr, err *e) {
-  char file[4096], group[1024];
-  split_trace_path(arg, file, sizeof file, group, sizeof group);
-  return trace_read(file, group, tr, e);
-}
-
 /* The chart's path: the summary's with .svg for its extension. */
 static void chart_path(const char *summary, char *svg, size_t n) {
   const char *dot = strrchr(summary, '.');
@@ -227,7 +209,7 @@ static int candidate_trace(const parity_args *a, const ckpt *ck, const trace *re
                            trace *cand, char *desc, size_t dl, err *e) {
   if (a->cand) {
     snprintf(desc, dl, "%s", a->cand);
-    return read_trace_arg(a->cand, cand, e);
+    return trace_read_arg(a->cand, cand, e);
   }
   char model[4096];
   if (ort_trace_model_path(a->onnx, model, sizeof model, e) != 0) return -1;
@@ -322,8 +304,8 @@ static void check_outputs(const parity_args *a, const ckpt *ck, err *e) {
                           {a->summary, "--summary", OUTPATH_FILE},
                           {a->summary ? svg : NULL, "the chart (--summary with .svg)", OUTPATH_FILE}};
   char ref[4096] = "", cand[4096] = "", g[1024], data[4200] = "";
-  if (a->ref) split_trace_path(a->ref, ref, sizeof ref, g, sizeof g);
-  if (a->cand) split_trace_path(a->cand, cand, sizeof cand, g, sizeof g);
+  if (a->ref) trace_split_arg(a->ref, ref, sizeof ref, g, sizeof g);
+  if (a->cand) trace_split_arg(a->cand, cand, sizeof cand, g, sizeof g);
   if (a->onnx) snprintf(data, sizeof data, "%s.data", a->onnx);
   const char *fixed[] = {a->ckpt, a->job.ids_file, ref[0] ? ref : NULL, cand[0] ? cand : NULL,
                          a->onnx, a->onnx ? data : NULL, a->ort_lib};
@@ -369,7 +351,7 @@ int cmd_parity(int argc, char **argv) {
     /* per-stage: every rank exports from the checkpoint */
     if ((d.rank == 0 || a.per_stage) && ckpt_open(a.ckpt, &ck, &e) == 0 && d.rank == 0) {
       check_outputs(&a, ck, &e);
-      if (e.code == 0 && (have_ref_file = read_trace_arg(a.ref, &ref_file, &e) == 0)) ref = &ref_file;
+      if (e.code == 0 && (have_ref_file = trace_read_arg(a.ref, &ref_file, &e) == 0)) ref = &ref_file;
       if (e.code == 0 && a.per_stage) ref_matches(&a, ckpt_config(ck), ref, &e);
     }
     dist_agree(&d, &e);
@@ -389,7 +371,7 @@ int cmd_parity(int argc, char **argv) {
              a.job.precision == MODEL_BF16 ? "bf16" : "fp32", d.size, d.size > 1 ? "s" : "");
     char svg[4096] = "", cfile[4096] = "", g[1024], data[4200] = "";
     if (a.summary) chart_path(a.summary, svg, sizeof svg);
-    if (a.cand) split_trace_path(a.cand, cfile, sizeof cfile, g, sizeof g);
+    if (a.cand) trace_split_arg(a.cand, cfile, sizeof cfile, g, sizeof g);
     if (a.onnx) snprintf(data, sizeof data, "%s.data", a.onnx);
     fwd_job_opts *jo = &a.job;
     jo->outputs[0] = (outpath){a.report, "--report", OUTPATH_FILE};

@@ -1,5 +1,5 @@
 /* gptoss-mpi plan CKPT --ranks P [--stages S] [--tokens T] [--max-seq S] [--mem-per-rank SIZE]
- *                      [--per-stage [--layers N]] [--json]
+ *                      [--per-stage [--layers N]] [--routing T.h5[:/g]] [--json]
  * Prints the shard plan (shards/plan.h) without MPI: who owns what and the predicted memory. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -11,10 +11,12 @@
 #include "cli.h"
 #include "log.h"
 #include "plan.h"
+#include "trace.h"
 
 static const char *usage_text =
     "usage: gptoss-mpi plan CKPT --ranks P [--stages S] [--tokens T] [--max-seq N]\n"
-    "                       [--mem-per-rank SIZE] [--per-stage [--layers N]] [--json]\n"
+    "                       [--mem-per-rank SIZE] [--per-stage [--layers N]]\n"
+    "                       [--routing T.h5[:/g]] [--json]\n"
     "Print which rank owns which layers and experts and the memory each rank needs.\n"
     "  --ranks P          number of MPI ranks\n"
     "  --stages S         pipeline stages (must divide P; default: the split with the\n"
@@ -28,10 +30,14 @@ static const char *usage_text =
     "                     with --mem-per-rank, a rank above SIZE is an error (exit 1)\n"
     "  --layers N         per-stage: the reference's layers (--max-layers; default all;\n"
     "                     the C forward's figure stays that of all layers)\n"
+    "  --routing T.h5[:/g]  the experts a real prompt selected (a trace of `run --trace`,\n"
+    "                     e.g. parity's --reference): the experts' resident bytes of its layers\n"
+    "                     counted for that routing instead of the expectation for even\n"
+    "                     routing; give --tokens/--max-seq of that run\n"
     "  --json             the plan as JSON on stdout\n";
 
 enum { OPT_RANKS = CLI_OPT_FIRST_COMMAND_OPT, OPT_STAGES, OPT_TOKENS, OPT_MAXSEQ, OPT_MEM, OPT_JSON,
-       OPT_PERSTAGE, OPT_LAYERS };
+       OPT_PERSTAGE, OPT_LAYERS, OPT_ROUTING };
 
 static int parse_size(const char *s, uint64_t *out, err *e) {
   char *end;
@@ -108,9 +114,15 @@ static void print_parity(const plan *p, const plan_parity_rank *pp, int n_layers
   }
 }
 
-static char *plan_json(const plan *p, const plan_parity_rank *pp, int n_layers, const ckpt *ck) {
+static char *plan_json(const plan *p, const plan_parity_rank *pp, int n_layers, const ckpt *ck,
+                       const char *routing_arg, const plan_routing *rt) {
   cJSON *root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "checkpoint", ckpt_dir(ck));
+  if (routing_arg) {
+    cJSON_AddStringToObject(root, "routing", routing_arg);
+    cJSON_AddNumberToObject(root, "routing_positions", rt->positions);
+    cJSON_AddNumberToObject(root, "routing_layers", rt->n_layers);
+  }
   cJSON_AddNumberToObject(root, "ranks", p->n_ranks);
   cJSON_AddNumberToObject(root, "stages", p->n_stages);
   cJSON_AddNumberToObject(root, "expert_groups", p->n_groups);
@@ -140,12 +152,14 @@ static char *plan_json(const plan *p, const plan_parity_rank *pp, int n_layers, 
     cJSON_AddNumberToObject(o, "kv_bytes", (double)x->kv_bytes);
     cJSON_AddNumberToObject(o, "base_bytes", (double)x->base_bytes);
     cJSON_AddNumberToObject(o, "peak_bytes", (double)x->peak_bytes);
+    cJSON_AddNumberToObject(o, "anon_bytes", (double)x->anon_bytes);
     if (pp) {
       cJSON *q = cJSON_AddObjectToObject(o, "per_stage");
       cJSON_AddNumberToObject(q, "layers", pp[r].n_units);
       cJSON_AddBoolToObject(q, "head", pp[r].has_head);
       cJSON_AddNumberToObject(q, "unit_bytes", (double)pp[r].unit_bytes);
       cJSON_AddNumberToObject(q, "forward_bytes", (double)pp[r].forward_bytes);
+      cJSON_AddNumberToObject(q, "forward_anon_bytes", (double)pp[r].forward_anon_bytes);
       cJSON_AddNumberToObject(q, "ort_bytes", (double)pp[r].ort_bytes);
       cJSON_AddNumberToObject(q, "peak_bytes", (double)pp[r].peak_bytes);
     }
@@ -154,6 +168,38 @@ static char *plan_json(const plan *p, const plan_parity_rank *pp, int n_layers, 
   char *s = cJSON_Print(root);
   cJSON_Delete(root);
   return s;
+}
+
+/* --routing: the trace's selected experts, checked against the checkpoint (one error naming the
+ * trace; exit 2 for a trace of another model, 1 for a file that cannot be read). */
+static int load_routing(const char *arg, const gpt_config *cfg, int max_seq, plan_routing *rt) {
+  trace tr;
+  err e = {0};
+  if (trace_read_arg(arg, &tr, &e) != 0) {
+    log_error("plan: --routing: %s", e.msg);
+    return e.code == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+  }
+  int rc = 0;
+  if (tr.E != cfg->n_experts || tr.K != cfg->top_k || tr.n_layers > cfg->n_layers || tr.n_layers < 1)
+    rc = cli_usage_error("plan", "--routing %s: the trace has %d layers of %d experts, top-%d; the "
+                         "checkpoint %d layers of %d, top-%d", arg, tr.n_layers, tr.E, tr.K,
+                         cfg->n_layers, cfg->n_experts, cfg->top_k);
+  const int32_t **topk = rc ? NULL : calloc((size_t)tr.n_layers, sizeof *topk);
+  if (!rc && !topk) {
+    log_error("plan: out of memory");
+    rc = EXIT_RUNTIME;
+  }
+  for (int l = 0; topk && l < tr.n_layers; l++) topk[l] = tr.layers[l].topk_indices;
+  if (topk && plan_routing_from_topk(cfg, tr.n_layers, tr.T, tr.K, topk, rt, &e) != 0) {
+    log_error("plan: --routing %s: %s", arg, e.msg);
+    rc = e.code;
+  }
+  if (!rc && tr.T != max_seq)
+    log_warn("plan: --routing %s has %d positions, the plan %d (--max-seq): the experts are "
+             "counted for the trace's", arg, tr.T, max_seq);
+  free(topk);
+  trace_free(&tr);
+  return rc;
 }
 
 int cmd_plan(int argc, char **argv) {
@@ -167,12 +213,14 @@ int cmd_plan(int argc, char **argv) {
       {"json", no_argument, 0, OPT_JSON},
       {"per-stage", no_argument, 0, OPT_PERSTAGE},
       {"layers", required_argument, 0, OPT_LAYERS},
+      {"routing", required_argument, 0, OPT_ROUTING},
       {0, 0, 0, 0}};
   cli_common cc;
   cli_common_init(&cc);
   long ranks = 0, stages = 0, tokens = 256, max_seq = 0, layers = 0;
   uint64_t mem = 0;
   int json = 0, per_stage = 0, opt, done = 0, rc = 0;
+  const char *routing_arg = NULL;
   err e = {0};
   optind = 1;
   while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS, opts, NULL)) != -1) {
@@ -190,6 +238,7 @@ int cmd_plan(int argc, char **argv) {
       case OPT_JSON: json = 1; break;
       case OPT_PERSTAGE: per_stage = 1; break;
       case OPT_LAYERS: prc = cli_parse_long(optarg, "--layers", 1, 1 << 20, &layers, &e); break;
+      case OPT_ROUTING: routing_arg = optarg; break;
       default: return cli_bad_option("plan");
     }
     if (prc != 0) return cli_usage_error("plan", "%s", e.msg);
@@ -220,16 +269,24 @@ int cmd_plan(int argc, char **argv) {
     return cli_usage_error("plan", "--layers %ld: the checkpoint has %d", layers, L);
   }
   const int n_layers = layers ? (int)layers : cfg->n_layers;
+  plan_routing rt = {0};
+  if (routing_arg && (rc = load_routing(routing_arg, cfg, (int)max_seq, &rt)) != 0) {
+    plan_free(&p);
+    ckpt_close(ck);
+    return rc;
+  }
+  if (routing_arg) plan_apply_routing(cfg, &p, &rt);
   plan_parity_rank *pp = NULL;
   if (per_stage && !(pp = calloc((size_t)p.n_ranks, sizeof *pp))) {
+    plan_routing_free(&rt);
     plan_free(&p);
     ckpt_close(ck);
     log_error("plan: out of memory");
     return EXIT_RUNTIME;
   }
-  if (pp) plan_parity(cfg, &p, n_layers, (int)max_seq, pp);
+  if (pp) plan_parity(cfg, &p, n_layers, (int)max_seq, routing_arg ? &rt : NULL, pp);
   if (json) {
-    char *s = plan_json(&p, pp, n_layers, ck);
+    char *s = plan_json(&p, pp, n_layers, ck, routing_arg, &rt);
     if (!s) {
       log_error("plan: out of memory");
       rc = EXIT_RUNTIME;
@@ -238,6 +295,9 @@ int cmd_plan(int argc, char **argv) {
       free(s);
     }
   } else {
+    if (routing_arg)
+      printf("routing: %s (%d positions, layers 0-%d); the experts' resident bytes are those of the "
+             "experts it selected\n", routing_arg, rt.positions, rt.n_layers - 1);
     print_table(&p, pp ? 0 : mem);
     if (pp) print_parity(&p, pp, n_layers, (int)max_seq, mem);
   }
@@ -260,6 +320,7 @@ int cmd_plan(int argc, char **argv) {
     }
   }
   free(pp);
+  plan_routing_free(&rt);
   plan_free(&p);
   ckpt_close(ck);
   return rc;

@@ -146,34 +146,88 @@ static void gather_unit(dist *d, const unit *u, const trace *st, trace *cand, in
          (size_t)T * (size_t)c->vocab, MPI_FLOAT, sizeof(float), from, 0);
 }
 
+/* Rank 0: the plan's figures for every rank with the reference's own routing (plan_apply_routing:
+ * the experts its positions selected instead of the expectation); NULL if it cannot. */
+static plan_parity_rank *routed_plan(const gpt_config *c, const dist *d, const parity_stage_in *in,
+                                     uint64_t **resident) {
+  const trace *ref = in->ref;
+  *resident = NULL;
+  if (!ref || ref->n_layers < in->n_layers || ref->T < in->T) return NULL;
+  const int32_t **topk = calloc((size_t)in->n_layers + 1, sizeof *topk);
+  plan p = d->plan;
+  p.ranks = malloc((size_t)d->size * sizeof *p.ranks);
+  plan_parity_rank *pp = calloc((size_t)d->size, sizeof *pp);
+  uint64_t *res = malloc((size_t)d->size * sizeof *res);
+  plan_routing rt;
+  err e = {0};
+  int ok = topk && p.ranks && pp && res;
+  for (int l = 0; ok && l < in->n_layers; l++) topk[l] = ref->layers[l].topk_indices;
+  if (ok && plan_routing_from_topk(c, in->n_layers, in->T, ref->K, topk, &rt, &e) == 0) {
+    memcpy(p.ranks, d->plan.ranks, (size_t)d->size * sizeof *p.ranks);
+    plan_apply_routing(c, &p, &rt);
+    plan_parity(c, &p, in->n_layers, in->T, &rt, pp);
+    for (int r = 0; r < d->size; r++) res[r] = p.ranks[r].resident_bytes;
+    plan_routing_free(&rt);
+  } else {
+    ok = 0;
+  }
+  free(topk);
+  free(p.ranks);
+  if (!ok) {
+    free(pp);
+    free(res);
+    return NULL;
+  }
+  *resident = res;
+  return pp;
+}
+
 /* Per rank (with -v): the C forward's figures, the sub-models' (times, checkpoint bytes an export
- * touched, peak RSS of one layer) and the plan's (plan_parity); the largest on every run. */
+ * touched, peak RSS of one layer) and the plan's (plan_parity), both as planned beforehand and
+ * with the reference's routing; the largest measured / planned on every run. */
 static void report_memory(dist *d, const parity_stage_in *in, const unit_stats *us, double t) {
   const gpt_config *c = ckpt_config(in->ck);
   plan_parity_rank *pp = calloc((size_t)d->size, sizeof *pp);
-  if (pp) plan_parity(c, &d->plan, in->n_layers, in->T, pp);
+  if (pp) plan_parity(c, &d->plan, in->n_layers, in->T, NULL, pp);
   const plan_parity_rank *me = pp ? &pp[d->rank] : NULL;
-  double v[10] = {(double)in->fwd_peak, (double)in->fwd_anon, (double)in->fwd_touched, us->t_export,
+  double v[11] = {(double)in->fwd_peak, (double)in->fwd_anon, (double)in->fwd_touched, us->t_export,
                   us->t_ort, (double)us->touched, (double)us->peak,
                   me ? (double)me->forward_bytes : 0, me ? (double)me->ort_bytes : 0,
-                  me ? (double)me->n_units : 0};
+                  me ? (double)me->n_units : 0, me ? (double)me->forward_anon_bytes : 0};
+  const int nv = (int)(sizeof v / sizeof v[0]);
   double *all = d->rank == 0 ? malloc((size_t)d->size * sizeof v) : NULL;
   int have_all = d->rank != 0 || all;
   MPI_Bcast(&have_all, 1, MPI_INT, 0, d->world);
-  if (have_all) MPI_Gather(v, 10, MPI_DOUBLE, all, 10, MPI_DOUBLE, 0, d->world);
+  if (have_all) MPI_Gather(v, nv, MPI_DOUBLE, all, nv, MPI_DOUBLE, 0, d->world);
+  uint64_t *res = NULL;
+  plan_parity_rank *rp = all ? routed_plan(c, d, in, &res) : NULL;
   const double M = 1048576.0;
-  double worst = 0;
+  double worst = 0, worst_routed = 0;
   for (int r = 0; all && r < d->size; r++) {
-    const double *x = &all[10 * r];
-    log_verbose("   rank %d: forward peak RSS %.1f MiB, anonymous %.1f MiB, checkpoint touched "
-                "%.1f MiB (plan %.1f MiB); %d layer sub-model%s: export %.2f s, ONNX Runtime "
-                "%.2f s, checkpoint touched %.1f MiB, peak RSS %.1f MiB (plan %.1f MiB)", r,
-                x[0] / M, x[1] / M, x[2] / M, x[7] / M, (int)x[9], x[9] == 1 ? "" : "s", x[3],
-                x[4], x[5] / M, x[6] / M, x[8] / M);
+    const double *x = &all[nv * r];
+    char routed[3][48] = {"", "", ""};
+    if (rp) {
+      snprintf(routed[0], sizeof routed[0], ", with this routing %.1f MiB", (double)rp[r].forward_bytes / M);
+      snprintf(routed[1], sizeof routed[1], " (with this routing: resident %.1f MiB)", (double)res[r] / M);
+      snprintf(routed[2], sizeof routed[2], ", with this routing %.1f MiB", (double)rp[r].ort_bytes / M);
+    }
+    log_verbose("   rank %d: forward peak RSS %.1f MiB (plan %.1f MiB%s), anonymous %.1f MiB (plan "
+                "%.1f MiB), checkpoint touched %.1f MiB%s; %d layer sub-model%s: export %.2f s, ONNX "
+                "Runtime %.2f s, checkpoint touched %.1f MiB, peak RSS %.1f MiB (plan %.1f MiB%s)", r,
+                x[0] / M, x[7] / M, routed[0], x[1] / M, x[10] / M, x[2] / M, routed[1], (int)x[9],
+                x[9] == 1 ? "" : "s", x[3], x[4], x[5] / M, x[6] / M, x[8] / M, routed[2]);
     const double peak = x[0] > x[6] ? x[0] : x[6], plan = x[7] > x[8] ? x[7] : x[8];
     if (plan > 0 && peak / plan > worst) worst = peak / plan;
+    const double rplan = rp ? (double)rp[r].peak_bytes : 0;
+    if (rplan > 0 && peak / rplan > worst_routed) worst_routed = peak / rplan;
   }
-  if (all) log_info("per-stage: sub-models in %.2f s; largest peak RSS / plan of a rank %.3f", t, worst);
+  if (all && rp)
+    log_info("per-stage: sub-models in %.2f s; largest peak RSS / plan of a rank %.3f (with this "
+             "routing %.3f)", t, worst, worst_routed);
+  else if (all)
+    log_info("per-stage: sub-models in %.2f s; largest peak RSS / plan of a rank %.3f", t, worst);
+  free(rp);
+  free(res);
   free(all);
   free(pp);
 }

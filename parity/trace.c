@@ -495,3 +495,20 @@ int trace_read(const char *path, const char *group, trace *tr, err *e) {
   if (rc != 0) trace_free(tr);
   return rc;
 }
+
+void trace_split_arg(const char *arg, char *file, size_t fl, char *group, size_t gl) {
+  const char *c = strrchr(arg, ':');
+  if (c && c[1] == '/') {
+    snprintf(file, fl, "%.*s", (int)(c - arg), arg);
+    snprintf(group, gl, "%s", c + 1);
+  } else {
+    snprintf(file, fl, "%s", arg);
+    snprintf(group, gl, "/");
+  }
+}
+
+int trace_read_arg(const char *arg, trace *tr, err *e) {
+  char file[4096], group[1024];
+  trace_split_arg(arg, file, sizeof file, group, sizeof group);
+  return trace_read(file, group, tr, e);
+}

@@ -20,6 +20,7 @@
 #ifndef GPTOSS_TRACE_H
 #define GPTOSS_TRACE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "atomic.h"
@@ -67,5 +68,9 @@ int trace_stage(const trace *tr, const trace_meta *meta, const char *path, atomi
                 err *e);
 /* Read the trace in `group` ("/" or e.g. "/fp32") of an HDF5 file. Caller owns *tr. */
 int trace_read(const char *path, const char *group, trace *tr, err *e);
+/* A command-line argument "T.h5" or "T.h5:/group" -> file, group ("/" when none is given). */
+void trace_split_arg(const char *arg, char *file, size_t fl, char *group, size_t gl);
+/* trace_read of such an argument. */
+int trace_read_arg(const char *arg, trace *tr, err *e);
 
 #endif

@@ -35,13 +35,70 @@ double plan_experts_selected(const gpt_config *c, int n_experts, int positions) 
   return (double)n_experts * (1.0 - pow(miss, (double)positions));
 }
 
-uint64_t plan_experts_read_bytes(const gpt_config *c, int n_experts, int positions) {
+/* Of n_experts experts of one layer, with sel of them selected: every scale and bias, the
+ * blocks of the selected ones and the folios around them (at most everything). */
+static uint64_t experts_read_bytes(const gpt_config *c, int n_experts, double sel) {
   const uint64_t all = plan_expert_bytes(c) * (uint64_t)n_experts;
   const uint64_t blocks = plan_expert_block_bytes(c);
-  const double sel = ceil(plan_experts_selected(c, n_experts, positions)); /* whole experts */
   const uint64_t read = (all - blocks * (uint64_t)n_experts) +
-                        (uint64_t)(sel * (double)blocks);
+                        (uint64_t)(sel * (double)(blocks + PLAN_EXPERT_EXTRA_RESIDENT));
   return read < all ? read : all;
+}
+
+uint64_t plan_experts_read_bytes(const gpt_config *c, int n_experts, int positions) {
+  /* whole experts */
+  return experts_read_bytes(c, n_experts, ceil(plan_experts_selected(c, n_experts, positions)));
+}
+
+int plan_routing_from_topk(const gpt_config *c, int n_layers, int T, int K,
+                           const int32_t *const *topk, plan_routing *out, err *e) {
+  memset(out, 0, sizeof *out);
+  if (n_layers < 0 || n_layers > c->n_layers || T < 0 || K < 1)
+    return err_set(e, EXIT_USAGE, "routing: %d layers, %d positions and top-%d do not fit the "
+                   "checkpoint's %d layers", n_layers, T, K, c->n_layers);
+  const size_t E = (size_t)c->n_experts;
+  out->selected = calloc((size_t)(n_layers ? n_layers : 1) * E, 1);
+  if (!out->selected) return err_set(e, EXIT_RUNTIME, "routing: out of memory");
+  for (int l = 0; l < n_layers; l++)
+    for (int64_t i = 0; i < (int64_t)T * K; i++) {
+      const int32_t x = topk[l][i];
+      if (x < 0 || (size_t)x >= E) {
+        plan_routing_free(out);
+        return err_set(e, EXIT_USAGE, "layer %d, position %lld selects expert %d; the "
+                       "checkpoint has %zu experts", l, (long long)(i / K), x, E);
+      }
+      out->selected[(size_t)l * E + (size_t)x] = 1;
+    }
+  out->n_layers = n_layers;
+  out->n_experts = (int)E;
+  out->positions = T;
+  return 0;
+}
+
+void plan_routing_free(plan_routing *r) {
+  if (!r) return;
+  free(r->selected);
+  memset(r, 0, sizeof *r);
+}
+
+double plan_routing_selected(const gpt_config *c, const plan_routing *r, int l, int e0, int n,
+                             int max_seq) {
+  if (!r || l >= r->n_layers) return ceil(plan_experts_selected(c, n, max_seq));
+  int k = 0;
+  for (int e = e0; e < e0 + n; e++) k += r->selected[(size_t)l * (size_t)r->n_experts + (size_t)e];
+  return k;
+}
+
+void plan_apply_routing(const gpt_config *c, plan *p, const plan_routing *r) {
+  for (int i = 0; i < p->n_ranks; i++) {
+    plan_rank *x = &p->ranks[i];
+    const uint64_t expected = plan_experts_read_bytes(c, x->n_experts, p->max_seq);
+    for (int l = x->layer0; l < x->layer0 + x->n_layers; l++) {
+      const double sel = plan_routing_selected(c, r, l, x->expert0, x->n_experts, p->max_seq);
+      x->resident_bytes = x->resident_bytes - expected + experts_read_bytes(c, x->n_experts, sel);
+    }
+    x->peak_bytes = x->resident_bytes + x->scratch_bytes + x->kv_bytes + x->base_bytes;
+  }
 }
 
 uint64_t plan_expert_bytes(const gpt_config *c) {
@@ -311,6 +368,7 @@ int plan_make(const gpt_config *c, int n_ranks, int n_stages, int max_tokens, in
                        : 0;
     pr->base_bytes = PLAN_PROCESS_BYTES;
     pr->peak_bytes = pr->resident_bytes + pr->scratch_bytes + pr->kv_bytes + pr->base_bytes;
+    pr->anon_bytes = pr->scratch_bytes + pr->kv_bytes + PLAN_PROCESS_ANON_BYTES;
   }
   return 0;
 }
@@ -369,19 +427,18 @@ int plan_parity_unit_rank(const plan *p, int layer) {
  *   the bf16 initializer and its fp32 copy are both resident: 3 times their bf16 bytes; the
  *   unembedding, folded chunk by chunk: 3.5 times (measured 3.43);
  * - the MXFP4 experts stay in the mapped data file; a run gathers the blocks, scales and biases
- *   of the experts its tokens select only (plan_experts_selected), each with about two page-cache
- *   folios beyond its ranges;
+ *   of the experts its tokens select only (plan_experts_selected, or the count of a known
+ *   routing), each with PLAN_EXPERT_EXTRA_RESIDENT beyond its ranges;
  * - decoding a selected expert to fp32 inside the graph: two [2I, D] fp32 temporaries (what is
  *   left of the largest measured peak of a layer, 1.7, rounded up: the plan is not to be
  *   exceeded; smaller peaks were measured where the kernel reclaimed mapped file pages);
  * - RoPE caches, a few [T, D] / [T, I] rows per node, the logits [T, V] twice (ORT's output and
  *   the trace's copy). */
-static uint64_t unit_ort_bytes(const gpt_config *c, int T, int head) {
+static uint64_t unit_ort_bytes(const gpt_config *c, int T, int head, double selected) {
   const uint64_t D = c->hidden, V = c->vocab, I = c->intermediate, t = (uint64_t)T;
   const uint64_t dense = 3 * plan_layer_attn_bytes(c) + (head ? 7 * (2 * V * D + 2 * D) / 2 : 0);
   const uint64_t all = plan_expert_bytes(c) * (uint64_t)c->n_experts;
-  const uint64_t sel = (uint64_t)(plan_experts_selected(c, c->n_experts, T) *
-                                  (double)(plan_expert_bytes(c) + 2 * PLAN_EMBED_ROW_RESIDENT));
+  const uint64_t sel = (uint64_t)(selected * (double)(plan_expert_bytes(c) + PLAN_EXPERT_EXTRA_RESIDENT));
   const uint64_t experts = sel < all ? sel : all;
   const uint64_t decode = 2 * 4 * 2 * I * D;
   const uint64_t rope = 2 * 4 * t * (uint64_t)(c->head_dim / 2);
@@ -389,16 +446,33 @@ static uint64_t unit_ort_bytes(const gpt_config *c, int T, int head) {
   return dense + experts + decode + rope + act;
 }
 
-void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, plan_parity_rank *out) {
+uint64_t plan_trace_bytes(const gpt_config *c, int T, int n_layers) {
+  const uint64_t t = (uint64_t)T, D = c->hidden, K = c->top_k, I = c->intermediate;
+  const uint64_t layer = (uint64_t)c->n_experts + 3 * K + 4 * D + config_qkv_rows(c) +
+                         (uint64_t)c->n_heads * c->head_dim + 2 * K * I + K * I;
+  return 4 * t * (1 + 2 * D + (uint64_t)c->vocab + (uint64_t)n_layers * layer);
+}
+
+void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, const plan_routing *routing,
+                 plan_parity_rank *out) {
   memset(out, 0, (size_t)p->n_ranks * sizeof *out);
-  for (int r = 0; r < p->n_ranks; r++) out[r].forward_bytes = p->ranks[r].peak_bytes;
+  const uint64_t tr = plan_trace_bytes(c, T, n_layers);
+  for (int r = 0; r < p->n_ranks; r++) {
+    out[r].forward_bytes = p->ranks[r].peak_bytes + (r == 0 ? tr : 0);
+    out[r].forward_anon_bytes = p->ranks[r].anon_bytes + (r == 0 ? tr : 0);
+  }
   for (int l = 0; l < n_layers; l++) {
     plan_parity_rank *x = &out[plan_parity_unit_rank(p, l)];
     const int head = l == n_layers - 1;
     const uint64_t ub = plan_layer_attn_bytes(c) + plan_expert_bytes(c) * (uint64_t)c->n_experts +
                         (head ? 2 * (uint64_t)c->vocab * c->hidden + 2 * (uint64_t)c->hidden : 0) +
                         2 * 4 * (uint64_t)T * (uint64_t)(c->head_dim / 2);
-    const uint64_t ob = PLAN_PROCESS_BYTES + PLAN_ORT_BASE_BYTES + unit_ort_bytes(c, T, head);
+    /* the expectation as it was measured against: not rounded up */
+    const double sel = routing && l < routing->n_layers
+                           ? plan_routing_selected(c, routing, l, 0, c->n_experts, T)
+                           : plan_experts_selected(c, c->n_experts, T);
+    const uint64_t ob = PLAN_PROCESS_BYTES + PLAN_ORT_BASE_BYTES + unit_ort_bytes(c, T, head, sel) +
+                        (plan_parity_unit_rank(p, l) == 0 ? tr : 0);
     x->n_units++;
     x->has_head |= head;
     if (ub > x->unit_bytes) x->unit_bytes = ub;

@@ -36,6 +36,8 @@ typedef struct {
                                     * of the distributed pass, head logits row */
   uint64_t kv_bytes;               /* KV cache of its layers for max_seq positions */
   uint64_t base_bytes;             /* process baseline (PLAN_PROCESS_BYTES) */
+  uint64_t anon_bytes;             /* of the peak, anonymous memory: scratch + kv +
+                                    * PLAN_PROCESS_ANON_BYTES */
   uint64_t peak_bytes;             /* resident + scratch + kv + base */
 } plan_rank;
 
@@ -58,6 +60,15 @@ typedef struct {
  * measured 0.9-1.6 MiB per row at 20b widths, depending on the folios in the page cache; older
  * kernels map 64 KiB of fault-around). A typical figure, not a bound. */
 #define PLAN_EMBED_ROW_RESIDENT (1ull << 20)
+/* A selected expert's MXFP4 blocks are two ranges of the file (mlp1, mlp2); reading them maps
+ * the page-cache folios around their edges too: resident beyond the blocks, per selected expert,
+ * measured 1.1-4.1 MiB (mean 2.6) at 120b widths, 9 positions (docs/scaling.md). Typical, not a
+ * bound, like PLAN_EMBED_ROW_RESIDENT. */
+#define PLAN_EXPERT_EXTRA_RESIDENT (2ull << 20)
+/* Of PLAN_PROCESS_BYTES, the anonymous part (heap and buffers of MPI, OpenBLAS, HDF5, the C
+ * runtime; the rest is their code and data, file-backed): RssAnon of the 120b-width ranks at 8
+ * and 16 ranks was 3.9-5.8 MiB above their scratch + KV cache (docs/scaling.md). */
+#define PLAN_PROCESS_ANON_BYTES (5ull << 20)
 /* Resident memory of a rank before it reads or allocates anything: MPI (shared-memory transport),
  * OpenBLAS, HDF5 and the C runtime; VmHWM of runs of the 3 MB case-a checkpoint at 1-4 ranks was
  * 20-24 MiB (docs/distributed.md). */
@@ -93,9 +104,32 @@ uint64_t plan_expert_block_bytes(const gpt_config *c);
 double plan_experts_selected(const gpt_config *c, int n_experts, int positions);
 /* Checkpoint bytes a rank reads of n_experts experts of one layer for `positions` tokens: every
  * expert's scales and biases (checked at load) and the blocks of the selected ones, their expected
- * count rounded up (measured at
- * 120b widths, 9 positions: 0.78-1.02 of this; docs/scaling.md). */
+ * count rounded up, each with PLAN_EXPERT_EXTRA_RESIDENT (at most every byte of them; measured
+ * at 120b widths, 9 positions: docs/scaling.md). */
 uint64_t plan_experts_read_bytes(const gpt_config *c, int n_experts, int positions);
+
+/* The routing of one prompt (`plan --routing TRACE`, `parity --per-stage -v`): which experts its
+ * positions selected at each layer, from a trace's topk_indices. The plan's expectation for even
+ * routing is what a plan can know beforehand; with the routing of a real run the same byte model
+ * predicts that run (docs/scaling.md: at 9 positions a rank's share of 64 experts saw 8 to 18
+ * selected where 16 were expected). */
+typedef struct {
+  int n_layers, n_experts;   /* layers 0 .. n_layers-1 described; experts per layer */
+  int positions;             /* the trace's positions */
+  uint8_t *selected;         /* [n_layers * n_experts]: 1 = some position selected the expert */
+} plan_routing;
+/* From topk[l] = [T, K] expert ids of layer l (l < n_layers <= c->n_layers). An id outside
+ * [0, E) is an error naming the layer and position (code 2). Caller frees (plan_routing_free). */
+int plan_routing_from_topk(const gpt_config *c, int n_layers, int T, int K,
+                           const int32_t *const *topk, plan_routing *out, err *e);
+void plan_routing_free(plan_routing *r);
+/* Experts of [e0, e0 + n) selected at layer l (the expectation for max_seq positions when r does
+ * not describe layer l). */
+double plan_routing_selected(const gpt_config *c, const plan_routing *r, int l, int e0, int n,
+                             int max_seq);
+/* Recompute every rank's resident_bytes and peak_bytes with the experts r says were selected at
+ * its layers instead of the expectation (layers r does not describe keep it). */
+void plan_apply_routing(const gpt_config *c, plan *p, const plan_routing *r);
 
 /* Anonymous memory of the forward pass on one rank (the allocations of model_open for
  * max_tokens tokens per call and max_seq positions), excluding the KV cache. */
@@ -115,6 +149,10 @@ uint64_t plan_exchange_bytes(const gpt_config *c, int max_tokens, int n_groups, 
 void plan_group_share(const gpt_config *c, int G, int g, int *u0, int *u1, int *d0, int *d1,
                       int64_t *v0, int64_t *v1);
 
+/* A trace of T positions and n_layers layers with its debug tensors (trace_alloc, parity/trace.h):
+ * what `parity` holds on rank 0 for its reference. */
+uint64_t plan_trace_bytes(const gpt_config *c, int T, int n_layers);
+
 /* KV cache bytes for n_layers layers and max_seq positions. */
 uint64_t plan_kv_bytes(const gpt_config *c, int n_layers, int max_seq);
 
@@ -132,10 +170,14 @@ typedef struct {
   uint64_t unit_bytes;      /* weights of its largest sub-model (as exported: bf16 dense tensors,
                              * MXFP4 experts, RoPE caches) */
   uint64_t ort_bytes;       /* predicted peak of the ONNX Runtime phase */
-  uint64_t forward_bytes;   /* the C forward pass's peak (plan_rank.peak_bytes) */
+  uint64_t forward_bytes;   /* the C forward pass's peak (plan_rank.peak_bytes; rank 0 also
+                             * holds the reference trace, plan_trace_bytes, in both phases) */
+  uint64_t forward_anon_bytes; /* of it, anonymous (plan_rank.anon_bytes, rank 0 + the trace) */
   uint64_t peak_bytes;      /* max of the two phases (the C forward's memory is released first) */
 } plan_parity_rank;
-/* Fill out[0..p->n_ranks) for a reference of n_layers layers (<= c->n_layers) and T positions. */
-void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, plan_parity_rank *out);
+/* Fill out[0..p->n_ranks) for a reference of n_layers layers (<= c->n_layers) and T positions;
+ * with routing (NULL = the expectation), a layer it describes counts the experts selected there. */
+void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, const plan_routing *routing,
+                 plan_parity_rank *out);
 
 #endif

@@ -43,7 +43,7 @@ try:
     out = p.stdout + p.stderr
     check(p.returncode == 0, f"parity --per-stage: exit {p.returncode}: {out[-800:]}")
     pat = re.compile(r"rank (\d+): forward peak RSS ([\d.]+) MiB, .*?; (\d+) layer sub-models?: .*?"
-                     r"peak RSS ([\d.]+) MiB \(plan ([\d.]+) MiB\)")
+                     r"peak RSS ([\d.]+) MiB \(plan ([\d.]+) MiB[,)]")
     seen = {}
     for m in pat.finditer(out):
         r_, fwd, n, ort, ort_plan = int(m.group(1)), float(m.group(2)), int(m.group(3)), \

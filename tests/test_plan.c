@@ -99,7 +99,7 @@ int main(void) {
       const uint64_t blocks = plan_expert_block_bytes(&c120);
       const uint64_t want = x->mapped_attn_bytes +
                             (uint64_t)x->n_layers * (128 * (plan_expert_bytes(&c120) - blocks) +
-                                                     (uint64_t)(sel * (double)blocks));
+                                                     (uint64_t)(sel * (double)(blocks + PLAN_EXPERT_EXTRA_RESIDENT)));
       TU_CHECK(sel == 32 && x->resident_bytes == want,
                "120b, 9 positions: resident %llu, expected %llu", (unsigned long long)x->resident_bytes,
                (unsigned long long)want);
@@ -109,6 +109,61 @@ int main(void) {
     if (q.ranks)
       TU_CHECK(q.ranks[1].resident_bytes == q.ranks[1].mapped_bytes, "120b, 256 positions: all read");
     plan_free(&q);
+  }
+  /* a known routing replaces the expectation: rank 1 of 8 x 2 (layer 1, experts 64-127) with 3
+   * of its experts selected reads 3 experts' blocks; a layer the routing does not describe keeps
+   * the expectation; per-stage parity counts the layer's selected experts; bad ids are refused */
+  {
+    gpt_config c8 = c120; /* 8 layers, as bench/bench_scale.sh's synth: one layer per stage */
+    c8.n_layers = 8;
+    plan q;
+    err qe = {0};
+    TU_CHECK(plan_make(&c8, 16, 8, 8, 9, &q, &qe) == 0, "%s", qe.msg);
+    int32_t t0[9 * 4], t1[9 * 4];
+    for (int i = 0; i < 36; i++) {
+      t0[i] = i % 4;                    /* layer 0: experts 0-3 only */
+      t1[i] = i % 2 ? 64 + i % 3 : 5;   /* layer 1: 5 and 64, 65, 66 */
+    }
+    const int32_t *topk[2] = {t0, t1};
+    plan_routing rt;
+    TU_CHECK(plan_routing_from_topk(&c8, 2, 9, 4, topk, &rt, &qe) == 0, "%s", qe.msg);
+    TU_CHECK(plan_routing_selected(&c8, &rt, 1, 64, 64, 9) == 3 &&
+             plan_routing_selected(&c8, &rt, 1, 0, 64, 9) == 1 &&
+             plan_routing_selected(&c8, &rt, 0, 0, 128, 9) == 4 &&
+             plan_routing_selected(&c8, &rt, 5, 0, 64, 9) == 16, "routing counts");
+    if (q.ranks) {
+      plan_rank before[16];
+      memcpy(before, q.ranks, sizeof before);
+      plan_parity_rank pe[16], pr[16];
+      plan_parity(&c8, &q, 8, 9, NULL, pe);
+      plan_apply_routing(&c8, &q, &rt);
+      plan_parity(&c8, &q, 8, 9, &rt, pr);
+      const uint64_t blocks = plan_expert_block_bytes(&c8), fixed = plan_expert_bytes(&c8) - blocks;
+      const plan_rank *x = &q.ranks[3]; /* stage 1 (layer 1), group 1 */
+      TU_CHECK(x->layer0 == 1 && x->n_layers == 1 && x->expert0 == 64, "rank 3 owns layer %d, experts %d-",
+               x->layer0, x->expert0);
+      TU_CHECK(x->resident_bytes == x->mapped_attn_bytes + x->mapped_global_bytes + 64 * fixed + 3 * (blocks + PLAN_EXPERT_EXTRA_RESIDENT),
+               "rank 3: resident %llu with 3 experts selected", (unsigned long long)x->resident_bytes);
+      TU_CHECK(q.ranks[2].resident_bytes == q.ranks[2].mapped_attn_bytes + 64 * fixed + 1 * (blocks + PLAN_EXPERT_EXTRA_RESIDENT),
+               "rank 2: 1 expert selected");
+      for (int r = 4; r < 16; r++)
+        TU_CHECK(q.ranks[r].resident_bytes == before[r].resident_bytes, "rank %d: layer not in the routing", r);
+      for (int r = 0; r < 16; r++)
+        TU_CHECK(q.ranks[r].peak_bytes == q.ranks[r].resident_bytes + q.ranks[r].scratch_bytes +
+                                              q.ranks[r].kv_bytes + q.ranks[r].base_bytes, "rank %d: peak", r);
+      /* layer 1's sub-model (rank 2) gathers 4 selected experts instead of 31.8 */
+      const double per = (double)(plan_expert_bytes(&c8) + PLAN_EXPERT_EXTRA_RESIDENT);
+      const double want = (128 * (1 - pow(1 - 4.0 / 128, 9)) - 4) * per;
+      TU_CHECK(fabs((double)(pe[2].ort_bytes - pr[2].ort_bytes) - want) < 2, "rank 2: ORT phase");
+      TU_CHECK(pe[4].ort_bytes == pr[4].ort_bytes, "rank 4: layer 2 not in the routing");
+    }
+    plan_routing_free(&rt);
+    plan_free(&q);
+    t1[7] = 128;
+    memset(&qe, 0, sizeof qe);
+    TU_CHECK(plan_routing_from_topk(&c8, 2, 9, 4, topk, &rt, &qe) == -1 && qe.code == 2 &&
+             strstr(qe.msg, "layer 1, position 1 selects expert 128"), "bad id: %s", qe.msg);
+    TU_CHECK(rt.selected == NULL, "bad id: nothing left allocated");
   }
   /* pipeline of the 20B model over 4 stages: stage bytes within one layer of each other */
   plan p;
