@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """scale_table.py WORK_DIR P...: Markdown tables of bench/bench_scale.sh's logs (docs/scaling.md):
-per rank, measured against the plan (plan-*-P.json): export (bytes written vs the plan's mapped
-bytes; peak RSS, anonymous memory) and per-stage parity (C forward: peak RSS, anonymous memory,
+per rank, measured against the plan (plan-*-P.json): export (bytes written, next to the forward's
+mapped bytes; peak RSS and anonymous memory against the plan's export figures) and per-stage parity (C forward: peak RSS, anonymous memory,
 checkpoint bytes touched; ONNX Runtime phase: peak RSS of one layer) with phase times; each figure
 against the plan made beforehand (routing spread evenly) and against the plan with the reference's
 own routing (`parity -v` prints it: plan_apply_routing, the same as `plan --routing TRACE`)."""
@@ -29,12 +29,19 @@ for P in ranks:
         if m:
             print(f"data {float(m.group(1)):.0f} MiB in {float(m.group(2)):.1f} s, export total "
                   f"{float(m.group(3)):.1f} s, mpirun wall {w.group(1) if w else '?'} s\n")
-        print("| rank | written MiB | plan mapped MiB | ratio | peak RSS MiB | anon MiB |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        # what a rank writes is the export layout's share (the stage leader writes its stage's
+        # attention and the head, every group its experts), not the forward pass's mapped bytes
+        print("| rank | written MiB | forward's mapped MiB | peak RSS MiB | plan | ratio | anon MiB | plan | ratio |")
+        print("| ---: " * 9 + "|")
+        total = 0.0
         for r, wr, an, pk in re.findall(r"rank (\d+): wrote ([\d.]+) MiB; anonymous memory after writing "
                                         r"([\d.]+) MiB, peak RSS ([\d.]+) MiB", text):
-            pm = plan[int(r)]["mapped_bytes"] / MiB
-            print(f"| {r} | {float(wr):.0f} | {pm:.0f} | {ratio(float(wr), pm)} | {float(pk):.1f} | {float(an):.1f} |")
+            x = plan[int(r)]
+            pm, pp, pa = x["mapped_bytes"] / MiB, x["export_peak_bytes"] / MiB, x["export_anon_bytes"] / MiB
+            total += float(wr)
+            print(f"| {r} | {float(wr):.0f} | {pm:.0f} | {float(pk):.1f} | {pp:.0f} | {ratio(float(pk), pp)} | "
+                  f"{float(an):.1f} | {pa:.1f} | {ratio(float(an), pa)} |")
+        print(f"\nwritten in all {total:.0f} MiB")
     log = os.path.join(work, f"parity-{P}.log")
     if os.path.exists(log):
         text = open(log).read()

@@ -61,8 +61,9 @@ int export_graph_write(const export_layout *L, const char *dir, uint64_t *n_byte
   return rc;
 }
 
-/* Scratch of one writer: bounded chunks, never a whole tensor in memory. */
-#define EXPORT_CHUNK (16u << 20)
+/* Scratch of one writer: bounded chunks, never a whole tensor in memory (the plan counts it:
+ * PLAN_EXPORT_PEAK_BYTES). */
+#define EXPORT_CHUNK ((unsigned)PLAN_EXPORT_CHUNK_BYTES)
 
 int export_dir_prepare(const export_layout *L, const char *dir, err *e) {
   char path[PATH_MAX + 64], f[64];

@@ -153,6 +153,8 @@ static char *plan_json(const plan *p, const plan_parity_rank *pp, int n_layers, 
     cJSON_AddNumberToObject(o, "base_bytes", (double)x->base_bytes);
     cJSON_AddNumberToObject(o, "peak_bytes", (double)x->peak_bytes);
     cJSON_AddNumberToObject(o, "anon_bytes", (double)x->anon_bytes);
+    cJSON_AddNumberToObject(o, "export_peak_bytes", (double)PLAN_EXPORT_PEAK_BYTES);
+    cJSON_AddNumberToObject(o, "export_anon_bytes", (double)PLAN_PROCESS_ANON_BYTES);
     if (pp) {
       cJSON *q = cJSON_AddObjectToObject(o, "per_stage");
       cJSON_AddNumberToObject(q, "layers", pp[r].n_units);

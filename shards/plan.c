@@ -446,11 +446,42 @@ static uint64_t unit_ort_bytes(const gpt_config *c, int T, int head, double sele
   return dense + experts + decode + rope + act;
 }
 
+/* One layer's tensors of a trace, per position (parity/trace.c layer_sets), in bytes. */
+static uint64_t trace_layer_bytes(const gpt_config *c) {
+  const uint64_t D = c->hidden, K = c->top_k, I = c->intermediate;
+  return 4 * ((uint64_t)c->n_experts + 3 * K + 4 * D + (uint64_t)config_qkv_rows(c) +
+              (uint64_t)c->n_heads * c->head_dim + 2 * K * I + K * I);
+}
+
 uint64_t plan_trace_bytes(const gpt_config *c, int T, int n_layers) {
-  const uint64_t t = (uint64_t)T, D = c->hidden, K = c->top_k, I = c->intermediate;
-  const uint64_t layer = (uint64_t)c->n_experts + 3 * K + 4 * D + config_qkv_rows(c) +
-                         (uint64_t)c->n_heads * c->head_dim + 2 * K * I + K * I;
-  return 4 * t * (1 + 2 * D + (uint64_t)c->vocab + (uint64_t)n_layers * layer);
+  const uint64_t t = (uint64_t)T, D = c->hidden;
+  return t * (4 * (1 + 2 * D + (uint64_t)c->vocab) + (uint64_t)n_layers * trace_layer_bytes(c));
+}
+
+/* What tracing adds to rank r's anonymous memory in the reference forward pass of `parity`
+ * (mpi/fwd_job.c, dfwd_init with tracing), besides rank 0's whole trace: a stage leader captures
+ * its layers' tensors for the T positions (the head's rank also every position's logits and the
+ * final norm) into a trace of its own, of which only those parts are written; with expert groups
+ * the leader receives the other groups' mlp1 and SwiGLU rows of a call's tokens, and a
+ * non-leader of the last stage keeps its vocabulary rows' logits of every token of a call. */
+static uint64_t trace_capture_bytes(const gpt_config *c, const plan *p, int r, int T, int n_layers) {
+  const plan_rank *x = &p->ranks[r];
+  const uint64_t t = (uint64_t)T, calls = (uint64_t)p->max_tokens, D = c->hidden;
+  const uint64_t K = c->top_k, I = c->intermediate, G = (uint64_t)p->n_groups;
+  uint64_t b = 0;
+  if (x->leader && r != 0) {
+    const int last = x->layer0 + x->n_layers < n_layers ? x->layer0 + x->n_layers : n_layers;
+    if (last > x->layer0) b += t * (uint64_t)(last - x->layer0) * trace_layer_bytes(c);
+    if (x->has_head) b += 4 * t * ((uint64_t)c->vocab + D);
+  }
+  if (x->leader && G > 1) b += 4 * calls * K * 3 * I;
+  if (!x->leader && x->stage == p->n_stages - 1) {
+    int u0, u1, d0, d1;
+    int64_t v0, v1;
+    plan_group_share(c, p->n_groups, x->group, &u0, &u1, &d0, &d1, &v0, &v1);
+    b += 4 * (calls - 1) * (uint64_t)(v1 - v0);
+  }
+  return b;
 }
 
 void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, const plan_routing *routing,
@@ -458,8 +489,9 @@ void plan_parity(const gpt_config *c, const plan *p, int n_layers, int T, const 
   memset(out, 0, (size_t)p->n_ranks * sizeof *out);
   const uint64_t tr = plan_trace_bytes(c, T, n_layers);
   for (int r = 0; r < p->n_ranks; r++) {
-    out[r].forward_bytes = p->ranks[r].peak_bytes + (r == 0 ? tr : 0);
-    out[r].forward_anon_bytes = p->ranks[r].anon_bytes + (r == 0 ? tr : 0);
+    const uint64_t add = (r == 0 ? tr : 0) + trace_capture_bytes(c, p, r, T, n_layers);
+    out[r].forward_bytes = p->ranks[r].peak_bytes + add;
+    out[r].forward_anon_bytes = p->ranks[r].anon_bytes + add;
   }
   for (int l = 0; l < n_layers; l++) {
     plan_parity_rank *x = &out[plan_parity_unit_rank(p, l)];

@@ -69,6 +69,12 @@ typedef struct {
  * runtime; the rest is their code and data, file-backed): RssAnon of the 120b-width ranks at 8
  * and 16 ranks was 3.9-5.8 MiB above their scratch + KV cache (docs/scaling.md). */
 #define PLAN_PROCESS_ANON_BYTES (5ull << 20)
+/* `export`'s memory per rank, whatever the model's size: the process baseline and one write
+ * chunk (export/export_write.c; the MXFP4 blocks go through copy_file_range, other tensors chunk
+ * by chunk): measured 39.0-39.5 MiB peak RSS and 4.9-5.0 MiB anonymous after writing at 120b
+ * widths on 8 and 16 ranks (docs/scaling.md). */
+#define PLAN_EXPORT_CHUNK_BYTES (16ull << 20)
+#define PLAN_EXPORT_PEAK_BYTES (PLAN_PROCESS_BYTES + PLAN_EXPORT_CHUNK_BYTES)
 /* Resident memory of a rank before it reads or allocates anything: MPI (shared-memory transport),
  * OpenBLAS, HDF5 and the C runtime; VmHWM of runs of the 3 MB case-a checkpoint at 1-4 ranks was
  * 20-24 MiB (docs/distributed.md). */
@@ -170,9 +176,10 @@ typedef struct {
   uint64_t unit_bytes;      /* weights of its largest sub-model (as exported: bf16 dense tensors,
                              * MXFP4 experts, RoPE caches) */
   uint64_t ort_bytes;       /* predicted peak of the ONNX Runtime phase */
-  uint64_t forward_bytes;   /* the C forward pass's peak (plan_rank.peak_bytes; rank 0 also
-                             * holds the reference trace, plan_trace_bytes, in both phases) */
-  uint64_t forward_anon_bytes; /* of it, anonymous (plan_rank.anon_bytes, rank 0 + the trace) */
+  uint64_t forward_bytes;   /* the C forward pass's peak: plan_rank.peak_bytes and what tracing
+                             * adds (the captures; rank 0 holds the whole reference trace,
+                             * plan_trace_bytes, in both phases) */
+  uint64_t forward_anon_bytes; /* of it, anonymous (plan_rank.anon_bytes + the same) */
   uint64_t peak_bytes;      /* max of the two phases (the C forward's memory is released first) */
 } plan_parity_rank;
 /* Fill out[0..p->n_ranks) for a reference of n_layers layers (<= c->n_layers) and T positions;

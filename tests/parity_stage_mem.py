@@ -42,7 +42,7 @@ try:
                        timeout=900)
     out = p.stdout + p.stderr
     check(p.returncode == 0, f"parity --per-stage: exit {p.returncode}: {out[-800:]}")
-    pat = re.compile(r"rank (\d+): forward peak RSS ([\d.]+) MiB, .*?; (\d+) layer sub-models?: .*?"
+    pat = re.compile(r"rank (\d+): forward peak RSS ([\d.]+) MiB .*?; (\d+) layer sub-models?: .*?"
                      r"peak RSS ([\d.]+) MiB \(plan ([\d.]+) MiB[,)]")
     seen = {}
     for m in pat.finditer(out):

@@ -62,8 +62,12 @@ for ra, rb in zip(a['per_rank'], b['per_rank']):
     E, K, V = cfg['num_experts'], cfg['experts_per_token'], cfg['vocab_size']
     H, Dh, KV = cfg['num_attention_heads'], cfg['head_dim'], cfg['num_key_value_heads']
     tr = 4 * 24 * (1 + 2 * D + V + 4 * (E + 3 * K + 4 * D + Dh * (H + 2 * KV) + H * Dh + 3 * K * I))
-    assert rb['per_stage']['forward_bytes'] == rb['peak_bytes'] + (tr if rb['rank'] == 0 else 0)
-    assert rb['per_stage']['forward_anon_bytes'] == rb['anon_bytes'] + (tr if rb['rank'] == 0 else 0)
+    # and, with 2 expert groups, the leader receives the other group's mlp1 + SwiGLU rows of a
+    # call (24 tokens x K); the other rank of the last stage keeps the logits of its vocabulary
+    # rows (one chunk of 512, on one of the two ranks) for the call's other 23 tokens
+    add = rb['per_stage']['forward_bytes'] - rb['peak_bytes']
+    assert add == (tr + 4 * 24 * K * 3 * I if rb['rank'] == 0 else 4 * 23 * V), (rb['rank'], add)
+    assert rb['per_stage']['forward_anon_bytes'] == rb['anon_bytes'] + add
     assert rb['anon_bytes'] == rb['scratch_bytes'] + rb['kv_bytes'] + (5 << 20)
     assert all(k >= 1 for k in sel) and ra['mapped_expert_bytes'] == 4 * n * expert, (sel, ra['mapped_expert_bytes'])
 PY"
