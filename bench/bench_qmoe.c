@@ -16,22 +16,28 @@
  *       128 + 2 e2m1 with fp32 block scales 2^(s-127)/2, export_ort.h), written to WORK_DIR
  *       (qmoe.onnx + bench_qmoe.data, ~1 GB), --threads intra-op threads, optimization level all;
  *   (b) the floor of ORT's algorithm in C: for each selected expert, dequantize its weights to
- *       fp32 panels, then cblas_sgemm of its tokens (mlp1 [n_e, D] x [D, 2I], SwiGLU, mlp2),
- *       combined with the routing weights; the dequantization either (b8) a plain C loop
- *       (code - 128) x scale over the int8 codes of (a) or (b4) our MXFP4 decode
- *       (shards/mx4.h, mx4_decode_row), split over the --threads pool threads by rows; the
- *       sgemm on OpenBLAS's --threads threads;
+ *       fp32 panels, then multiply its tokens (mlp1 [n_e, D] x [D, 2I], SwiGLU, mlp2), combined
+ *       with the routing weights. The dequantization is either a plain C loop
+ *       (code - 128) x scale over the int8 codes of (a) ("b8") or our MXFP4 decode (shards/mx4.h,
+ *       mx4_decode_row; "b4"), split over the --threads pool threads by rows; the product is
+ *       cblas_sgemm on OpenBLAS's --threads threads (b8, b4) or ORT's own Gemm (MLAS sgemm) in a
+ *       one-node model whose B is a graph input, so that MLAS packs the fresh panel on every
+ *       call as QMoE must (b8m, b4m);
  *   (c) our C MoE (model_experts + model_moe_combine, the kernel choice of the forward pass:
  *       the direct MXFP4 kernel for an expert with at most MODEL_MX4_DIRECT_MAX_T tokens,
  *       decode + sgemm above), and (c-convert) the same with MODEL_KERNELS_CONVERT (every
- *       expert decoded into panels + sgemm: our own version of (b4));
- *   (d) one expert's shapes with --m tokens (default 32 = T x K / E at T=256): mlp1 (N = 2I,
- *       K = D) and mlp2 (N = D, K = I) as com.microsoft.MatMulNBits (bits 8, block_size 32,
- *       accuracy_level 0: exact fp32 activations; the same int8 codes and scales), as ORT's fp32
- *       Gemm (transB 1; MLAS sgemm, the dequantized weights as an initializer), as cblas_sgemm
- *       of the dequantized weights, as (b8)'s dequant + cblas_sgemm, and our direct MXFP4 kernel
+ *       expert decoded into panels + cblas_sgemm: our own version of b4); the routing (top-k
+ *       and weights) is model_router's, computed once before, where (a) computes it inside;
+ *   (d) one expert's two matrices (the most used expert) with --m tokens (default 32 =
+ *       T x K / E at T=256): mlp1 (N = 2I, K = D) and mlp2 (N = D, K = I) as
+ *       com.microsoft.MatMulNBits (bits 8, block_size 32, accuracy_level 0: fp32 activations,
+ *       exact; the same int8 codes and scales as (a)), as ORT's fp32 Gemm (transB 1) with the
+ *       dequantized weights an initializer (prepacked at session creation) and with them a graph
+ *       input (packed per call), as cblas_sgemm of the dequantized weights, as b8's dequant +
+ *       cblas_sgemm, as b4m's decode + ORT Gemm, and as our direct MXFP4 kernel
  *       (kern_mx4_nt_par).
- * The variants alternate within each of --reps repetitions (a, b8, b4, c, c-convert, then (d));
+ * The variants alternate within each of --reps repetitions (a, b8, b4, b8m, b4m, c, c-convert,
+ * then (d));
  * every figure is the median over the repetitions of wall time and of process CPU time
  * (getrusage: user + system of all threads), with 0.2 s of sleep between measurements so that
  * no thread pool's spinning is counted in the next one (ORT's and OpenBLAS's threads spin for a
@@ -67,6 +73,7 @@
 
 #define MAX_REPS 32
 #define D_CALLS 10 /* calls per (d) measurement */
+#define ND 7       /* (d) variants */
 
 static double cpu_now(void) {
   struct rusage u;
@@ -177,8 +184,17 @@ typedef struct {
   int mx4;                /* 1: (b4), 0: (b8) */
   float *p1, *p2;         /* panels [2I, D], [D, I] */
   float *xin, *h, *u, *y; /* [T, D], [T, 2I], [T, I], [T, D] */
+  ort_session *mlas;      /* NULL: cblas_sgemm; else ORT's Gemm with B an input (MLAS sgemm) */
   double dq_s, gemm_s;    /* split of the last call */
 } floor_ctx;
+
+static void ort_gemm(ort_session *s, const float *A, int M, int K, const float *B, int N, float *Y);
+
+/* Y[M, N] = A[M, K] . B[N, K]ᵀ by cblas_sgemm or by the floor's ORT Gemm session */
+static void floor_gemm(const floor_ctx *f, int M, int N, int K, const float *A, const float *B, float *Y) {
+  if (f->mlas) ort_gemm(f->mlas, A, M, K, B, N, Y);
+  else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, 0.0f, Y, N);
+}
 
 static void dequant(floor_ctx *f, int which, int ex, int64_t R, int64_t C, float *out) {
   dq_job j = {.R = R, .C = C, .out = out};
@@ -219,7 +235,7 @@ static void moe_floor(floor_ctx *f, const float *t, int T, int K, const int32_t 
     double t0 = log_now();
     dequant(f, 1, ex, 2 * (int64_t)I, D, f->p1);
     double t1 = log_now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 2 * I, D, 1.0f, f->xin, D, f->p1, D, 0.0f, f->h, 2 * I);
+    floor_gemm(f, n, 2 * I, D, f->xin, f->p1, f->h);
     double t2 = log_now();
     f->dq_s += t1 - t0, f->gemm_s += t2 - t1;
     for (int r = 0; r < n; r++) {
@@ -231,7 +247,7 @@ static void moe_floor(floor_ctx *f, const float *t, int T, int K, const int32_t 
     t0 = log_now();
     dequant(f, 2, ex, D, I, f->p2);
     t1 = log_now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, I, 1.0f, f->u, I, f->p2, I, 0.0f, f->y, D);
+    floor_gemm(f, n, D, I, f->u, f->p2, f->y);
     t2 = log_now();
     f->dq_s += t1 - t0, f->gemm_s += t2 - t1;
     n = 0;
@@ -344,6 +360,24 @@ static void write_matmul(const char *dir, const char *name, int64_t N, int64_t K
   model_write(g, path);
 }
 
+/* Y[M, N] = Gemm(A[M, K], B[N, K], transB 1) with B a graph input: MLAS sgemm on a matrix it
+ * has not seen before (no prepacking), as QMoE multiplies its freshly dequantized panels. */
+static void write_gemm_input(const char *dir) {
+  onnx_graph *g;
+  err e = {0};
+  if (onnx_graph_init("gemm_in", &g, &e) != 0) die("graph", &e);
+  const onnx_dim da[2] = {{0, "M"}, {0, "K"}}, db[2] = {{0, "N"}, {0, "K"}}, dy[2] = {{0, "M"}, {0, "N"}};
+  onnx_graph_add_input(g, "A", ONNX_FLOAT, 2, da);
+  onnx_graph_add_input(g, "B", ONNX_FLOAT, 2, db);
+  onnx_graph_add_output(g, "Y", ONNX_FLOAT, 2, dy);
+  const char *in[2] = {"A", "B"}, *out[1] = {"Y"};
+  onnx_node *n = onnx_graph_add_node(g, "Gemm", "gemm", 2, in, 1, out);
+  onnx_node_attr_int(n, "transB", 1);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/gemm_in.onnx", dir);
+  model_write(g, path);
+}
+
 static ort_session *session(ort_runtime *rt, const char *dir, const char *name, int threads) {
   char path[4096];
   err e = {0};
@@ -369,6 +403,18 @@ static void ort_call(ort_session *s, int n_in, const char *const *names, const f
   if (ort_run(s, n_in, in, &on, 1, o, &e) != 0) die("ort run", &e);
   if (o[0].n_bytes != n * sizeof(float)) { fprintf(stderr, "bench_qmoe: ORT output size %zu\n", o[0].n_bytes); exit(1); }
   memcpy(out, o[0].data, n * sizeof(float));
+  ort_outputs_free(o, 1);
+}
+
+static void ort_gemm(ort_session *s, const float *A, int M, int K, const float *B, int N, float *Y) {
+  ort_value_in in[2] = {{.name = "A", .elem_type = ORT_T_FLOAT, .n_dims = 2, .shape = {M, K}, .data = A},
+                        {.name = "B", .elem_type = ORT_T_FLOAT, .n_dims = 2, .shape = {N, K}, .data = B}};
+  ort_value_out o[1];
+  memset(o, 0, sizeof o);
+  err e = {0};
+  const char *on = "Y";
+  if (ort_run(s, 2, in, &on, 1, o, &e) != 0) die("ort gemm", &e);
+  memcpy(Y, o[0].data, (size_t)M * N * sizeof(float));
   ort_outputs_free(o, 1);
 }
 
@@ -439,9 +485,9 @@ int main(int argc, char **argv) {
   if (L < 0 || L >= c->n_layers) { fprintf(stderr, "bench_qmoe: --layer %d of %d\n", L, c->n_layers); return 2; }
   model_set_threads(threads);
   printf("bench_qmoe: %s layer %d: D %d, I %d, E %d, K %d; T %d, %d repetitions, %d threads "
-         "(ORT intra-op, OpenBLAS, pool); OPENBLAS_CORETYPE=%s; load %s",
+         "(ORT intra-op, OpenBLAS, pool); OPENBLAS_CORETYPE=%s (OpenBLAS core %s); load %s",
          argv[1], L, D, I, E, K, T, reps, threads, getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)",
-         "");
+         openblas_get_corename(), "");
   {
     FILE *la = fopen("/proc/loadavg", "r");
     char buf[128] = "?\n";
@@ -520,6 +566,7 @@ int main(int argc, char **argv) {
   write_matmul(dir, "mmnb2", D, I, off[3] + (uint64_t)xe * D * I, off[4] + (uint64_t)xe * D * (I / 32) * 4);
   write_matmul(dir, "gemm1", 2 * I, D, off_w1, UINT64_MAX);
   write_matmul(dir, "gemm2", D, I, off_w2, UINT64_MAX);
+  write_gemm_input(dir);
   printf("int8 re-encoding + models written to %s (%.2f GB data) in %.1f s\n", dir, df.off / 1e9, log_now() - t0);
 
   ort_runtime *rt;
@@ -529,11 +576,13 @@ int main(int argc, char **argv) {
   const double t_create = log_now() - t0;
   ort_session *sn1 = session(rt, dir, "mmnb1", threads), *sn2 = session(rt, dir, "mmnb2", threads);
   ort_session *sg1 = session(rt, dir, "gemm1", threads), *sg2 = session(rt, dir, "gemm2", threads);
+  ort_session *sgi = session(rt, dir, "gemm_in", threads);
   printf("ONNX Runtime %s (%s): QMoE session created in %.2f s\n", ort_version(rt), ort_lib_path(rt), t_create);
 
   /* buffers */
   const size_t TD = (size_t)T * D;
   float *out_a = xmalloc(TD * 4), *out_b8 = xmalloc(TD * 4), *out_b4 = xmalloc(TD * 4);
+  float *out_b8m = xmalloc(TD * 4), *out_b4m = xmalloc(TD * 4);
   float *out_c = xmalloc(TD * 4), *out_cc = xmalloc(TD * 4), *y = xmalloc(TD * K * 4);
   floor_ctx f8 = {.ck = ck, .L = L, .q = &q, .mx4 = 0}, f4;
   f8.p1 = xmalloc((size_t)2 * I * D * 4);
@@ -544,6 +593,8 @@ int main(int argc, char **argv) {
   f8.y = xmalloc(TD * K * 4);
   f4 = f8;
   f4.mx4 = 1;
+  floor_ctx f8m = f8, f4m = f4;
+  f8m.mlas = f4m.mlas = sgi;
   const char *qn[2] = {"input", "router_probs"};
   const float *qd[2] = {t, logits};
   const int64_t qs[2][2] = {{T, D}, {T, E}};
@@ -558,8 +609,8 @@ int main(int argc, char **argv) {
   /* (d) inputs: the first M rows of t (mlp1) and of a SwiGLU-like activation (mlp2) */
   float *a1 = t, *a2 = xmalloc((size_t)M * I * 4), *ap = xmalloc((size_t)M * D * 4);
   for (size_t i = 0; i < (size_t)M * I; i++) a2[i] = t[i % TD];
-  float *yd[5][2];
-  for (int v = 0; v < 5; v++) yd[v][0] = xmalloc((size_t)M * 2 * I * 4), yd[v][1] = xmalloc((size_t)M * D * 4);
+  float *yd[ND][2];
+  for (int v = 0; v < ND; v++) yd[v][0] = xmalloc((size_t)M * 2 * I * 4), yd[v][1] = xmalloc((size_t)M * D * 4);
   const char *an[1] = {"A"};
   const int64_t as1[1][2] = {{M, D}}, as2[1][2] = {{M, I}};
   const float *ad1[1] = {a1}, *ad2[1] = {a2};
@@ -584,6 +635,11 @@ int main(int argc, char **argv) {
     else if ((v) == 3) {                                                                                   \
       dequant(&f8, (s) + 1, xe, dN[s], dK[s], dP[s]);                                                      \
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, dN[s], dK[s], 1.0f, dA[s], dK[s], dP[s], dK[s], 0.0f, yo_, dN[s]); \
+    } else if ((v) == 5) {                                                                                 \
+      ort_gemm(sgi, dA[s], M, dK[s], dW[s], dN[s], yo_);                                                   \
+    } else if ((v) == 6) {                                                                                 \
+      dequant(&f4, (s) + 1, xe, dN[s], dK[s], dP[s]);                                                      \
+      ort_gemm(sgi, dA[s], M, dK[s], dP[s], dN[s], yo_);                                                   \
     } else {                                                                                               \
       kern_mx4_pair_x(dA[s], dK[s], M, dK[s], ap);                                                         \
       kern_mx4_nt_par(isa, (s) ? mx2b : mx1b, (s) ? mx2s : mx1s, dN[s], dK[s], ap, M, yo_, dN[s]);         \
@@ -594,24 +650,30 @@ int main(int argc, char **argv) {
   RUN_A;
   moe_floor(&f8, t, T, K, idx, w, limit, out_b8);
   moe_floor(&f4, t, T, K, idx, w, limit, out_b4);
+  moe_floor(&f8m, t, T, K, idx, w, limit, out_b8m);
+  moe_floor(&f4m, t, T, K, idx, w, limit, out_b4m);
   RUN_C(m, out_c);
   RUN_C(mc, out_cc);
-  for (int v = 0; v < 5; v++)
+  for (int v = 0; v < ND; v++)
     for (int s = 0; s < 2; s++) RUN_D(v, s);
 
   series sa = {.name = "(a) ORT QMoE node"}, sb8 = {.name = "(b8) int8 dequant loop + cblas_sgemm"},
-         sb4 = {.name = "(b4) MXFP4 decode (mx4.h) + cblas_sgemm"}, sc = {.name = "(c) our C MoE (model_experts, auto)"},
+         sb4 = {.name = "(b4) MXFP4 decode (mx4.h) + cblas_sgemm"},
+         sb8m = {.name = "(b8m) int8 dequant loop + ORT Gemm (MLAS)"},
+         sb4m = {.name = "(b4m) MXFP4 decode + ORT Gemm (MLAS)"}, sc = {.name = "(c) our C MoE (model_experts, auto)"},
          scc = {.name = "(c-convert) our C MoE, decode panels + sgemm"};
-  static const char *dnames[5] = {"MatMulNBits 8-bit acc 0 (ORT)", "Gemm fp32 (ORT, MLAS)", "cblas_sgemm fp32",
-                                  "int8 dequant + cblas_sgemm", "our direct MXFP4 kernel"};
-  series sd[5][2];
-  for (int v = 0; v < 5; v++)
+  static const char *dnames[ND] = {"MatMulNBits 8-bit acc 0 (ORT)", "Gemm fp32 initializer (ORT)", "cblas_sgemm fp32",
+                                   "int8 dequant + cblas_sgemm", "our direct MXFP4 kernel", "Gemm fp32, B an input (ORT)",
+                                   "MXFP4 decode + Gemm B input (ORT)"};
+  series sd[ND][2];
+  for (int v = 0; v < ND; v++)
     for (int s = 0; s < 2; s++) {
-      static char nm[5][2][96];
+      static char nm[ND][2][96];
       snprintf(nm[v][s], sizeof nm[v][s], "(d) %s %s", s ? "mlp2" : "mlp1", dnames[v]);
       sd[v][s] = (series){.name = nm[v][s]};
     }
-  double dq8[MAX_REPS], gm8[MAX_REPS], dq4[MAX_REPS], gm4[MAX_REPS];
+  double dq8[MAX_REPS], gm8[MAX_REPS], dq4[MAX_REPS], gm4[MAX_REPS], dq8m[MAX_REPS], gm8m[MAX_REPS],
+      dq4m[MAX_REPS], gm4m[MAX_REPS];
   model_stats st0, st1;
   double c_mx4_s[MAX_REPS], c_dec_n[MAX_REPS], cc_dec_s[MAX_REPS], cc_gemm_s[MAX_REPS];
   for (int r = 0; r < reps; r++) {
@@ -620,6 +682,10 @@ int main(int argc, char **argv) {
     dq8[r] = f8.dq_s, gm8[r] = f8.gemm_s;
     TIMED(&sb4, moe_floor(&f4, t, T, K, idx, w, limit, out_b4));
     dq4[r] = f4.dq_s, gm4[r] = f4.gemm_s;
+    TIMED(&sb8m, moe_floor(&f8m, t, T, K, idx, w, limit, out_b8m));
+    dq8m[r] = f8m.dq_s, gm8m[r] = f8m.gemm_s;
+    TIMED(&sb4m, moe_floor(&f4m, t, T, K, idx, w, limit, out_b4m));
+    dq4m[r] = f4m.dq_s, gm4m[r] = f4m.gemm_s;
     model_stats_get(m, &st0);
     TIMED(&sc, RUN_C(m, out_c));
     model_stats_get(m, &st1);
@@ -630,7 +696,7 @@ int main(int argc, char **argv) {
     model_stats_get(mc, &st1);
     cc_dec_s[r] = st1.mx4_decode_s - st0.mx4_decode_s;
     cc_gemm_s[r] = st1.expert_gemm_s - st0.expert_gemm_s;
-    for (int v = 0; v < 5; v++)
+    for (int v = 0; v < ND; v++)
       for (int s = 0; s < 2; s++) TIMED(&sd[v][s], for (int k_ = 0; k_ < D_CALLS; k_++) RUN_D(v, s));
   }
 
@@ -641,6 +707,10 @@ int main(int argc, char **argv) {
   printf("%-44s   dequant %.4f s + sgemm %.4f s (medians)\n", "", med(dq8, reps), med(gm8, reps));
   print_series(&sb4, aw, ac, 1, "/(a)");
   printf("%-44s   decode %.4f s + sgemm %.4f s (medians)\n", "", med(dq4, reps), med(gm4, reps));
+  print_series(&sb8m, aw, ac, 1, "/(a)");
+  printf("%-44s   dequant %.4f s + sgemm %.4f s (medians)\n", "", med(dq8m, reps), med(gm8m, reps));
+  print_series(&sb4m, aw, ac, 1, "/(a)");
+  printf("%-44s   decode %.4f s + sgemm %.4f s (medians)\n", "", med(dq4m, reps), med(gm4m, reps));
   print_series(&sc, aw, ac, 1, "/(a)");
   printf("%-44s   expert matmuls %.4f s (median), %.0f experts decoded into panels per call\n", "",
          med(c_mx4_s, reps), c_dec_n[0]);
@@ -656,21 +726,40 @@ int main(int argc, char **argv) {
          xe, M, D_CALLS);
   for (int s = 0; s < 2; s++) {
     const double rw = med(sd[2][s].wall, reps), rc = med(sd[2][s].cpu, reps);
-    for (int v = 0; v < 5; v++) print_series(&sd[v][s], v == 2 ? 0 : rw, rc, D_CALLS, "/sgemm");
+    for (int v = 0; v < ND; v++) print_series(&sd[v][s], v == 2 ? 0 : rw, rc, D_CALLS, "/sgemm");
     printf("%-44s   %.1f GFLOP/s for cblas_sgemm, %.1f for MatMulNBits\n", "",
            2.0 * M * dN[s] * dK[s] / (rw / D_CALLS) / 1e9,
            2.0 * M * dN[s] * dK[s] / (med(sd[0][s].wall, reps) / D_CALLS) / 1e9);
   }
 
+  {
+    int cnt[4096] = {0}, used = 0;
+    for (int s_ = 0; s_ < T * K; s_++) cnt[idx[s_]]++;
+    for (int ex = 0; ex < E; ex++) used += cnt[ex] > 0;
+    const double per = aw / used, b4m = med(sb4m.wall, reps), cw = med(sc.wall, reps);
+    double dsum[ND];
+    for (int v = 0; v < ND; v++) dsum[v] = (med(sd[v][0].wall, reps) + med(sd[v][1].wall, reps)) / D_CALLS;
+    printf("\nsummary (wall medians): (a) QMoE %.3f s, floor b4m %.3f s (b8m %.3f, b4 %.3f, b8 %.3f), (c) %.3f s:"
+           " (a)/(c) %.2fx, b4m/(c) %.2fx, (a)/b4m %.2fx; CPU (a)/(c) %.2fx\n",
+           aw, b4m, med(sb8m.wall, reps), med(sb4.wall, reps), med(sb8.wall, reps), cw, aw / cw, b4m / cw, aw / b4m,
+           ac / med(sc.cpu, reps));
+    printf("per expert (mlp1 + mlp2): (a) QMoE %.1f ms (its median / %d experts used, %.1f tokens each); "
+           "%d tokens: MatMulNBits %.1f ms, Gemm fp32 initializer %.1f ms, Gemm B input %.1f ms, cblas_sgemm %.1f ms, "
+           "decode + Gemm B input %.1f ms, our direct kernel %.1f ms\n",
+           1e3 * per, used, (double)T * K / used, M, 1e3 * dsum[0], 1e3 * dsum[1], 1e3 * dsum[5], 1e3 * dsum[2],
+           1e3 * dsum[6], 1e3 * dsum[4]);
+  }
+
   printf("\nequivalence (max abs difference; max |out| of (a) = %.4g)\n", max_abs(out_a, TD));
   printf("  (b8) vs (a) %.3g, (b4) vs (a) %.3g, (c) vs (a) %.3g, (c-convert) vs (a) %.3g\n", max_diff(out_b8, out_a, TD),
          max_diff(out_b4, out_a, TD), max_diff(out_c, out_a, TD), max_diff(out_cc, out_a, TD));
+  printf("  (b8m) vs (a) %.3g, (b4m) vs (a) %.3g\n", max_diff(out_b8m, out_a, TD), max_diff(out_b4m, out_a, TD));
   printf("  (b8) vs (b4) %.3g, (b4) vs (c) %.3g, (c) vs (c-convert) %.3g\n", max_diff(out_b8, out_b4, TD),
          max_diff(out_b4, out_c, TD), max_diff(out_c, out_cc, TD));
   for (int s = 0; s < 2; s++) {
     const size_t n = (size_t)M * dN[s];
     printf("  (d) %s vs cblas_sgemm (max |y| %.4g):", s ? "mlp2" : "mlp1", max_abs(yd[2][s], n));
-    for (int v = 0; v < 5; v++)
+    for (int v = 0; v < ND; v++)
       if (v != 2) printf(" %s %.3g;", dnames[v], max_diff(yd[v][s], yd[2][s], n));
     printf("\n");
   }
@@ -686,6 +775,7 @@ int main(int argc, char **argv) {
   ort_session_close(sn2);
   ort_session_close(sg1);
   ort_session_close(sg2);
+  ort_session_close(sgi);
   ort_close(rt);
   model_kv_free(&kv);
   model_close(m);
