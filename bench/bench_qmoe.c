@@ -3,7 +3,7 @@
  * as our C forward"; bench/README.md "bench_qmoe").
  *
  *   bench_qmoe CKPT WORK_DIR [--layer L] [--T 256] [--reps 5] [--threads 2] [--m 32]
- *                            [--ort-lib PATH]
+ *                            [--idle-wait S] [--ort-lib PATH]
  *
  * Input: T random token ids, embedded and passed through layer L's attention block (layers
  * before L are skipped: the input is a realistic hidden state, not the model's), then layer L's
@@ -41,7 +41,9 @@
  * every figure is the median over the repetitions of wall time and of process CPU time
  * (getrusage: user + system of all threads), with 0.2 s of sleep between measurements so that
  * no thread pool's spinning is counted in the next one (ORT's and OpenBLAS's threads spin for a
- * while after a call). Each ORT session runs once untimed first. (d) times 10 calls per
+ * while after a call). Each ORT session runs once untimed first. --idle-wait S: before each
+ * measurement, wait up to S seconds for the machine to have no other runnable task (a shared
+ * machine; how many measurements started idle is printed). (d) times 10 calls per
  * measurement and prints per call.
  *
  * Equivalence: the max abs difference of (b8), (b4), (c), (c-convert) to (a) and to each other,
@@ -418,6 +420,29 @@ static void ort_gemm(ort_session *s, const float *A, int M, int K, const float *
   ort_outputs_free(o, 1);
 }
 
+/* Runnable tasks on the machine now (/proc/stat procs_running; this thread counts 1). */
+static int procs_running(void) {
+  FILE *f = fopen("/proc/stat", "r");
+  char line[256];
+  int n = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "procs_running ", 14)) n = atoi(line + 14);
+  if (f) fclose(f);
+  return n;
+}
+/* Wait up to max_s seconds for no other runnable task (sampled every 50 ms, 4 samples in a row);
+ * 1 if the machine was idle, 0 on time-out. */
+static int wait_idle(double max_s) {
+  const double t0 = log_now();
+  int quiet = 0;
+  while (log_now() - t0 < max_s) {
+    quiet = procs_running() <= 1 ? quiet + 1 : 0;
+    if (quiet >= 4) return 1;
+    usleep(50000);
+  }
+  return 0;
+}
+
 /* ---- measurements ---- */
 typedef struct {
   const char *name;
@@ -445,9 +470,14 @@ static void print_series(const series *s, double ref_wall, double ref_cpu, doubl
   printf("\n");
 }
 
+static double g_idle_wait; /* --idle-wait */
+static int g_idle, g_timed;  /* measurements started idle, all measurements */
+
 #define TIMED(s, stmt)                               \
   do {                                               \
     usleep(200000);                                  \
+    if (g_idle_wait > 0) g_idle += wait_idle(g_idle_wait); \
+    g_timed++;                                       \
     const double w0_ = log_now(), c0_ = cpu_now();   \
     stmt;                                            \
     record((s), log_now() - w0_, cpu_now() - c0_);   \
@@ -456,11 +486,12 @@ static void print_series(const series *s, double ref_wall, double ref_cpu, doubl
 int main(int argc, char **argv) {
   if (argc < 3 || argv[1][0] == '-') {
     fprintf(stderr, "usage: bench_qmoe CKPT WORK_DIR [--layer L] [--T 256] [--reps 5] [--threads 2] [--m 32] "
-                    "[--ort-lib PATH]\n");
+                    "[--idle-wait S] [--ort-lib PATH]\n");
     return 2;
   }
   const char *dir = argv[2], *ort_lib = NULL;
   int L = 0, T = 256, reps = 5, threads = 2, M = 32;
+  double idle_wait = 0;
   for (int i = 3; i < argc; i++) {
     const char *a = argv[i];
     if (i + 1 >= argc) { fprintf(stderr, "bench_qmoe: %s needs a value\n", a); return 2; }
@@ -470,6 +501,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--threads")) threads = atoi(argv[++i]);
     else if (!strcmp(a, "--m")) M = atoi(argv[++i]);
     else if (!strcmp(a, "--ort-lib")) ort_lib = argv[++i];
+    else if (!strcmp(a, "--idle-wait")) idle_wait = atof(argv[++i]);
     else { fprintf(stderr, "bench_qmoe: unknown option %s\n", a); return 2; }
   }
   if (T < 1 || reps < 1 || reps > MAX_REPS || threads < 1 || M < 1 || M > T) {
@@ -676,6 +708,7 @@ int main(int argc, char **argv) {
       dq4m[MAX_REPS], gm4m[MAX_REPS];
   model_stats st0, st1;
   double c_mx4_s[MAX_REPS], c_dec_n[MAX_REPS], cc_dec_s[MAX_REPS], cc_gemm_s[MAX_REPS];
+  g_idle_wait = idle_wait;
   for (int r = 0; r < reps; r++) {
     TIMED(&sa, RUN_A);
     TIMED(&sb8, moe_floor(&f8, t, T, K, idx, w, limit, out_b8));
@@ -701,6 +734,9 @@ int main(int argc, char **argv) {
   }
 
   const double aw = med(sa.wall, sa.n), ac = med(sa.cpu, sa.n);
+  if (idle_wait > 0)
+    printf("\n%d of %d measurements started on an idle machine (waited up to %.0f s before each for no other "
+           "runnable task)", g_idle, g_timed, idle_wait);
   printf("\nMoE layer, T = %d (medians over %d alternating repetitions; min..max wall; ratio to (a))\n", T, reps);
   print_series(&sa, 0, 0, 1, "");
   print_series(&sb8, aw, ac, 1, "/(a)");
