@@ -177,7 +177,7 @@ static char *plan_json(const plan *p, const plan_parity_rank *pp, int n_layers, 
 static int load_routing(const char *arg, const gpt_config *cfg, int max_seq, plan_routing *rt) {
   trace tr;
   err e = {0};
-  if (trace_read_arg(arg, &tr, &e) != 0) {
+  if (trace_read_routing_arg(arg, &tr, &e) != 0) {
     log_error("plan: --routing: %s", e.msg);
     return e.code == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
   }

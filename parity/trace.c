@@ -375,7 +375,9 @@ static void fixed_from_attrs(survey *sv, hid_t g) {
   }
 }
 
-static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace *tr, err *e) {
+/* routing_only: every shape checked, but of the data only input_ids and topk_indices read. */
+static int read_all(hid_t f, hid_t g, const char *path, const char *group, int routing_only,
+                    trace *tr, err *e) {
   char gp[256];
   snprintf(gp, sizeof gp, "%s%s", group, group[strlen(group) - 1] == '/' ? "" : "/");
   survey *sv = calloc(1, sizeof *sv);
@@ -441,9 +443,12 @@ static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace
   void *p;
   const size_t T = (size_t)tr->T, D = (size_t)tr->D;
   if (rc == 0 && (rc = read_ds(idloc, path, idgp, "input_ids", 1, T, &p, e)) == 0) tr->input_ids = p;
-  if (rc == 0 && (rc = read_ds(g, path, gp, "logits", 0, T * (size_t)tr->V, &p, e)) == 0) tr->logits = p;
-  if (rc == 0 && (rc = read_ds(g, path, gp, "embedding_out", 0, T * D, &p, e)) == 0) tr->embedding_out = p;
-  if (rc == 0 && (rc = read_ds(g, path, gp, "final_norm_out", 0, T * D, &p, e)) == 0) tr->final_norm_out = p;
+  if (rc == 0 && !routing_only &&
+      (rc = read_ds(g, path, gp, "logits", 0, T * (size_t)tr->V, &p, e)) == 0) tr->logits = p;
+  if (rc == 0 && !routing_only &&
+      (rc = read_ds(g, path, gp, "embedding_out", 0, T * D, &p, e)) == 0) tr->embedding_out = p;
+  if (rc == 0 && !routing_only &&
+      (rc = read_ds(g, path, gp, "final_norm_out", 0, T * D, &p, e)) == 0) tr->final_norm_out = p;
   for (int l = 0; rc == 0 && l < L; l++) {
     char name[32], lp[320];
     snprintf(name, sizeof name, "%d", l);
@@ -462,6 +467,7 @@ static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace
       tr->sliding_window[l] = (int)v;
     }
     for (int i = 0; rc == 0 && i < N_LAYER_SETS; i++) {
+      if (routing_only && member(&tr->layers[l], i) != (void **)&tr->layers[l].topk_indices) continue;
       hsize_t dims[3];
       const int rank = layer_shape(tr, i, dims);
       rc = read_ds(lgr, path, lp, layer_sets[i].name, layer_sets[i].is_int, dims_count(rank, dims),
@@ -474,7 +480,7 @@ static int read_all(hid_t f, hid_t g, const char *path, const char *group, trace
   return rc;
 }
 
-int trace_read(const char *path, const char *group, trace *tr, err *e) {
+static int read_file(const char *path, const char *group, int routing_only, trace *tr, err *e) {
   memset(tr, 0, sizeof *tr);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   /* a FIFO or a device would make HDF5 block or read forever */
@@ -488,12 +494,16 @@ int trace_read(const char *path, const char *group, trace *tr, err *e) {
   if (g < 0) {
     rc = err_set(e, EXIT_RUNTIME, "%s: group '%s' not found", path, group);
   } else {
-    rc = read_all(f, g, path, group, tr, e);
+    rc = read_all(f, g, path, group, routing_only, tr, e);
     H5Gclose(g);
   }
   H5Fclose(f);
   if (rc != 0) trace_free(tr);
   return rc;
+}
+
+int trace_read(const char *path, const char *group, trace *tr, err *e) {
+  return read_file(path, group, 0, tr, e);
 }
 
 void trace_split_arg(const char *arg, char *file, size_t fl, char *group, size_t gl) {
@@ -510,5 +520,11 @@ void trace_split_arg(const char *arg, char *file, size_t fl, char *group, size_t
 int trace_read_arg(const char *arg, trace *tr, err *e) {
   char file[4096], group[1024];
   trace_split_arg(arg, file, sizeof file, group, sizeof group);
-  return trace_read(file, group, tr, e);
+  return read_file(file, group, 0, tr, e);
+}
+
+int trace_read_routing_arg(const char *arg, trace *tr, err *e) {
+  char file[4096], group[1024];
+  trace_split_arg(arg, file, sizeof file, group, sizeof group);
+  return read_file(file, group, 1, tr, e);
 }

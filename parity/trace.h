@@ -72,5 +72,8 @@ int trace_read(const char *path, const char *group, trace *tr, err *e);
 void trace_split_arg(const char *arg, char *file, size_t fl, char *group, size_t gl);
 /* trace_read of such an argument. */
 int trace_read_arg(const char *arg, trace *tr, err *e);
+/* The same, checking every shape but reading only input_ids and each layer's topk_indices (the
+ * other tensors stay NULL): what `plan --routing` needs of a trace that may be gigabytes. */
+int trace_read_routing_arg(const char *arg, trace *tr, err *e);
 
 #endif
