@@ -22,3 +22,22 @@ def finish(name):
     """Print the tally; the exit status (1 if any check failed)."""
     print(f"{name}: {counts['checks'] - counts['fails']} passed, {counts['fails']} failed", flush=True)
     return 1 if counts["fails"] else 0
+
+
+def rank_pids(marker, rank=None):
+    """pids of gptoss-mpi processes whose command line holds marker (and, given rank, whose MPI
+    rank is rank)"""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+            envb = open(f"/proc/{p}/environ", "rb").read().split(b"\0") if rank is not None else []
+        except OSError:
+            continue
+        if not cmd or not cmd[0].endswith(b"gptoss-mpi") or marker.encode() not in b" ".join(cmd):
+            continue
+        if rank is None or f"OMPI_COMM_WORLD_RANK={rank}".encode() in envb:
+            out.append(int(p))
+    return out

@@ -10,7 +10,6 @@ CASE: disk-full lost-rank output-is-input device-fifo collide shrink config-fifo
 import hashlib
 import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -19,6 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import rank_pids  # noqa: E402
 
 CASE, BIN, WORK = sys.argv[1:4]
 GOLDEN = os.environ.get("GOLDEN", os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "case-a"))
@@ -88,24 +90,6 @@ def sha(path):
 
 def ids(n, start=1):
     return ",".join(str((start + 37 * i) % 500) for i in range(n))
-
-
-def rank_pids(marker, rank):
-    """pids of gptoss-mpi processes whose command line holds marker and whose MPI rank is rank"""
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            cmd = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
-            envb = open(f"/proc/{p}/environ", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if not cmd or not cmd[0].endswith(b"gptoss-mpi") or marker.encode() not in b" ".join(cmd):
-            continue
-        if f"OMPI_COMM_WORLD_RANK={rank}".encode() in envb:
-            out.append(int(p))
-    return out
 
 
 class Background:

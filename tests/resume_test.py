@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ENV, check, finish  # noqa: E402
+from harness import ENV, check, finish, rank_pids  # noqa: E402
 
 GOLDEN = os.environ.get("GOLDEN", os.path.join(os.path.dirname(__file__), "golden", "case-a"))
 MODE, TOOL, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -88,20 +88,6 @@ def journal_lines(partial):
         if f.startswith("journal."):
             n += open(os.path.join(partial, f), "rb").read().count(b"\n")
     return n
-
-
-def rank_pids(marker):
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            cmd = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"gptoss-mpi") and marker.encode() in b" ".join(cmd):
-            out.append(int(p))
-    return out
 
 
 def interrupted(out, np_, extra=(), min_lines=30):
