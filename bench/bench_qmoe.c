@@ -294,7 +294,7 @@ static void model_write(onnx_graph *g, const char *path) {
 
 #define DATA_NAME "bench_qmoe.data"
 
-static void write_qmoe(const char *dir, const q8_layer *q, int K, float limit, const uint64_t off[6]) {
+static void write_qmoe(const char *dir, const q8_layer *q, const gpt_config *c, const uint64_t off[6]) {
   onnx_graph *g;
   err e = {0};
   if (onnx_graph_init("qmoe", &g, &e) != 0) die("graph", &e);
@@ -313,16 +313,7 @@ static void write_qmoe(const char *dir, const q8_layer *q, int K, float limit, c
   onnx_graph_add_output(g, "output", ONNX_FLOAT, 2, di);
   const char *in[8] = {"input", "router_probs", "c1", "s1", "b1", "c2", "s2", "b2"}, *out[1] = {"output"};
   onnx_node *n = onnx_graph_add_node(g, "QMoE", "qmoe", 8, in, 1, out);
-  onnx_node_set_domain(n, "com.microsoft", 1);
-  onnx_node_attr_int(n, "k", K);
-  onnx_node_attr_int(n, "expert_weight_bits", 8);
-  onnx_node_attr_int(n, "block_size", 32);
-  onnx_node_attr_string(n, "activation_type", "swiglu");
-  onnx_node_attr_int(n, "swiglu_fusion", 1);
-  onnx_node_attr_float(n, "activation_alpha", 1.702f);
-  onnx_node_attr_float(n, "activation_beta", 1.0f);
-  onnx_node_attr_float(n, "swiglu_limit", limit);
-  onnx_node_attr_int(n, "normalize_routing_weights", 1);
+  export_ort_qmoe_attrs(n, c); /* exactly as `export --target ort` emits it */
   char path[4096];
   snprintf(path, sizeof path, "%s/qmoe.onnx", dir);
   model_write(g, path);
@@ -593,7 +584,7 @@ int main(int argc, char **argv) {
   off[5] = data_put(&df, q.b2, (size_t)E * D * 4);
   const uint64_t off_w1 = data_put(&df, w1f, (size_t)2 * I * D * 4), off_w2 = data_put(&df, w2f, (size_t)D * I * 4);
   close(df.fd);
-  write_qmoe(dir, &q, K, limit, off);
+  write_qmoe(dir, &q, c, off);
   write_matmul(dir, "mmnb1", 2 * I, D, off[0] + (uint64_t)xe * 2 * I * D, off[1] + (uint64_t)xe * 2 * I * (D / 32) * 4);
   write_matmul(dir, "mmnb2", D, I, off[3] + (uint64_t)xe * D * I, off[4] + (uint64_t)xe * D * (I / 32) * 4);
   write_matmul(dir, "gemm1", 2 * I, D, off_w1, UINT64_MAX);

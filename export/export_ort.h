@@ -19,10 +19,16 @@
 #include "ckpt.h"
 #include "err.h"
 #include "export_layout.h"
+#include "onnx_graph.h"
 
 /* 0 if GroupQueryAttention and QMoE hold this model and options; else one error (EXIT_USAGE)
  * saying what cannot be held and why. */
 int export_ort_check(const gpt_config *c, const export_opts *o, err *e);
+
+/* The domain and attributes of the ort target's com.microsoft.QMoE node n for config c: top-k,
+ * 8-bit codes in blocks of 32, interleaved SwiGLU (alpha 1.702, beta 1, the checkpoint's
+ * swiglu_limit), routing weights renormalised over the top k (docs/export.md). */
+void export_ort_qmoe_attrs(onnx_node *n, const gpt_config *c);
 
 /* The code of each nibble pair: q8[b] = {128 + 2 fp4(b & 15), 128 + 2 fp4(b >> 4)}. */
 void export_ort_code_table(uint8_t q8[256][2]);

@@ -26,6 +26,7 @@
 
 #include "export_graph.h"
 #include "export_graph_impl.h"
+#include "export_ort.h"
 
 #define MS_DOMAIN "com.microsoft"
 
@@ -82,6 +83,19 @@ static const char *ort_attn_core(gctx *x, int l, const char *q, const char *k, c
   return gx_op(x, g, sub, "Reshape", NULL, IN(out[0], gx_i64(x, 2, flat)), NULL);
 }
 
+void export_ort_qmoe_attrs(onnx_node *n, const gpt_config *c) {
+  onnx_node_set_domain(n, MS_DOMAIN, 1);
+  onnx_node_attr_int(n, "k", c->top_k);
+  onnx_node_attr_int(n, "expert_weight_bits", 8);
+  onnx_node_attr_int(n, "block_size", 32);
+  onnx_node_attr_string(n, "activation_type", "swiglu");
+  onnx_node_attr_int(n, "swiglu_fusion", 1);
+  onnx_node_attr_float(n, "activation_alpha", 1.702f);
+  onnx_node_attr_float(n, "activation_beta", 1.0f);
+  onnx_node_attr_float(n, "swiglu_limit", (float)c->swiglu_limit);
+  onnx_node_attr_int(n, "normalize_routing_weights", 1);
+}
+
 static const char *ort_moe(gctx *x, int l, const char *t) {
   const gpt_config *c = x->c;
   onnx_graph *g = x->root;
@@ -100,16 +114,7 @@ static const char *ort_moe(gctx *x, int l, const char *t) {
   const char *bias1 = gx_weight_f32(x, g, sub, b1), *bias2 = gx_weight_f32(x, g, sub, b2);
   onnx_node *n;
   const char *moe = gx_op(x, g, sub, "QMoE", NULL, IN(t, logits, c1, s1, bias1, c2, s2, bias2), &n);
-  onnx_node_set_domain(n, MS_DOMAIN, 1);
-  onnx_node_attr_int(n, "k", c->top_k);
-  onnx_node_attr_int(n, "expert_weight_bits", 8);
-  onnx_node_attr_int(n, "block_size", 32);
-  onnx_node_attr_string(n, "activation_type", "swiglu");
-  onnx_node_attr_int(n, "swiglu_fusion", 1);
-  onnx_node_attr_float(n, "activation_alpha", 1.702f);
-  onnx_node_attr_float(n, "activation_beta", 1.0f);
-  onnx_node_attr_float(n, "swiglu_limit", (float)c->swiglu_limit);
-  onnx_node_attr_int(n, "normalize_routing_weights", 1);
+  export_ort_qmoe_attrs(n, c);
   return moe;
 }
 
