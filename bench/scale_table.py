@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """scale_table.py WORK_DIR P...: Markdown tables of bench/bench_scale.sh's logs (docs/scaling.md):
 per rank, measured against the plan (plan-*-P.json): export (bytes written, next to the forward's
-mapped bytes; peak RSS and anonymous memory against the plan's export figures) and per-stage parity (C forward: peak RSS, anonymous memory,
-checkpoint bytes touched; ONNX Runtime phase: peak RSS of one layer) with phase times; each figure
+mapped bytes; peak RSS and anonymous memory against the plan's export figures) and per-stage
+parity (C forward: peak RSS, anonymous memory, checkpoint bytes touched; ONNX Runtime phase: peak
+RSS of one layer) with phase times; each figure
 against the plan made beforehand (routing spread evenly) and against the plan with the reference's
 own routing (`parity -v` prints it: plan_apply_routing, the same as `plan --routing TRACE`)."""
 import json
@@ -71,8 +72,12 @@ for P in ranks:
 
             def two(a, b, rb):
                 return f"{ratio(a, b)} / {ratio(a, rb) if rb else '-'}"
+            # a rank's peak is the larger of its two phases (the ONNX Runtime one only with a layer)
+            peak = max(fp, op if n else 0)
             pk, rpk = max(pf, po if n else 0), max(rfp or 0, (rop or 0) if n else 0)
-            worst = [max(worst[0], max(fp, op if n else 0) / pk), max(worst[1], max(fp, op if n else 0) / rpk if rpk else 0)]
+            worst[0] = max(worst[0], peak / pk)
+            if rpk:
+                worst[1] = max(worst[1], peak / rpk)
             print(f"| {r} | {int(n)} | {fp:.0f} | {pf:.0f} | {rfp or 0:.0f} | {two(fp, pf, rfp)} | {an:.1f} | {pan or 0:.1f} | {ratio(an, pan or 0)} | {tc:.0f} | "
                   f"{res:.0f} | {rres or 0:.0f} | {two(tc, res, rres)} | {te:.1f} | {to:.1f} | "
                   + (f"{op:.0f} | {po:.0f} | {rop or 0:.0f} | {two(op, po, rop)} |" if n else "- | - | - | - |"))
